@@ -1,0 +1,3 @@
+from pushcore.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,111 @@
+"""The aiohttp application: state, middlewares, resources and serving on uvloop.
+
+Resources live in ``cleanup_ctx`` (one per resource) so that start-up failures and shutdown
+close them in order.  Serving stops on SIGTERM/SIGINT: the listening socket closes first,
+requests in flight get ``shutdown_timeout`` seconds to finish, then the pool closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import asyncpg
+from aiohttp import web
+
+from pushcore.api import openapi
+from pushcore.api.auth import ServerKeyCache
+from pushcore.api.errors import ApiError
+from pushcore.api.routes import ROUTES
+from pushcore.api.routing import install
+from pushcore.api.state import POOL, SERVER_KEYS, SETTINGS
+from pushcore.config import Settings
+from pushcore.db.errors import DatabaseError
+from pushcore.db.pool import create_pool
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 64 * 1024
+SHUTDOWN_TIMEOUT = 10.0
+
+_HTTP_CODES = {
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+}
+
+
+def _error(exc: ApiError) -> web.Response:
+    return web.json_response(exc.body(), status=exc.status)
+
+
+@web.middleware
+async def errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Every error leaves as ``{"error": {...}}``; a client can never cause a 500."""
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return _error(exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _HTTP_CODES.get(exc.status, "http_error")
+        message = exc.reason if exc.status != 413 else f"the body exceeds {MAX_BODY} bytes"
+        return _error(ApiError(exc.status, code, message))
+    except (
+        DatabaseError,
+        asyncpg.InterfaceError,
+        asyncpg.PostgresConnectionError,
+        OSError,
+        TimeoutError,
+    ) as exc:
+        log.warning("database unavailable: %s", type(exc).__name__)
+        return _error(ApiError(503, "unavailable", "the database is unavailable; retry"))
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return _error(ApiError(500, "internal", "internal error"))
+
+
+def make_app(settings: Settings) -> web.Application:
+    app = web.Application(middlewares=[errors], client_max_size=MAX_BODY)
+    app[SETTINGS] = settings
+    app[SERVER_KEYS] = ServerKeyCache(settings.auth_cache_seconds)
+    app[openapi.DOCUMENT] = openapi.build(ROUTES)
+    install(app.router, ROUTES)
+
+    async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
+        app[POOL] = await create_pool(settings)
+        yield
+        await app[POOL].close()
+
+    app.cleanup_ctx.append(pool_ctx)
+    return app
+
+
+async def serve(settings: Settings, host: str, port: int, *, reuse_port: bool = False) -> None:
+    """Serve until SIGTERM/SIGINT, then shut down gracefully."""
+    runner = web.AppRunner(make_app(settings), shutdown_timeout=SHUTDOWN_TIMEOUT, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, reuse_port=reuse_port, backlog=1024)
+    await site.start()
+    log.info("API listening on http://%s:%d", host, port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+        log.info("shutting down: finishing requests in flight")
+    finally:
+        await runner.cleanup()
+
+
+def run(settings: Settings, host: str, port: int, *, reuse_port: bool = False) -> None:
+    import uvloop
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(serve(settings, host, port, reuse_port=reuse_port))

@@ -1,0 +1,119 @@
+"""The OpenAPI 3.1 document, generated from the route tables and the msgspec structs.
+
+msgspec produces JSON Schema 2020-12, which is what OpenAPI 3.1 uses, so body schemas are
+taken as they are; routes contribute paths, parameters, security and responses.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from pushcore import __version__
+from pushcore.api.routing import Route
+from pushcore.api.schemas import ErrorBody
+
+DOCUMENT = web.AppKey("openapi", dict)
+REF = "#/components/schemas/{name}"
+_PARAM = re.compile(r"\{(\w+)\}")
+
+_SECURITY: dict[str, list[dict[str, list[str]]]] = {
+    "public": [],
+    "admin": [{"admin": []}],
+    "server": [{"server_key": []}],
+    "admin_or_server": [{"admin": []}, {"server_key": []}],
+    "device": [{"installation_secret": []}],
+}
+_REASONS = {
+    200: "OK",
+    201: "Created",
+    202: "Accepted",
+    204: "No Content",
+    400: "Malformed request",
+    401: "Missing or wrong credential",
+    403: "Forbidden",
+    404: "Not found",
+    409: "Conflict with the current state",
+    413: "Body larger than 64 KiB",
+    422: "A field is invalid (the error names it)",
+    503: "Not ready",
+}
+
+
+def build(routes: list[Route]) -> dict[str, Any]:
+    types = [ErrorBody]
+    for route in routes:
+        types += [t for t in (route.body, route.response) if t not in (None, dict)]
+    schemas, components = msgspec.json.schema_components(types, ref_template=REF)
+    by_type = dict(zip(types, schemas, strict=True))
+    paths: dict[str, dict[str, Any]] = {}
+    for route in routes:
+        op: dict[str, Any] = {
+            "operationId": route.handler.__name__ + "_" + route.auth,
+            "summary": route.summary,
+            "tags": [route.tag] if route.tag else [],
+            "security": _SECURITY[route.auth],
+            "parameters": [
+                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                for name in _PARAM.findall(route.path)
+            ]
+            + [
+                {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+                for name in route.query
+            ],
+            "responses": {},
+        }
+        if route.body is not None:
+            op["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": by_type[route.body]}},
+            }
+        for status in (route.status, *route.also):
+            response: dict[str, Any] = {"description": _REASONS[status]}
+            if route.response is not None:
+                schema = {"type": "object"} if route.response is dict else by_type[route.response]
+                response["content"] = {"application/json": {"schema": schema}}
+            op["responses"][str(status)] = response
+        for status in route.errors:
+            op["responses"][str(status)] = {
+                "description": _REASONS[status],
+                "content": {"application/json": {"schema": by_type[ErrorBody]}},
+            }
+        paths.setdefault(route.path, {})[route.method.lower()] = op
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "pushcore",
+            "version": __version__,
+            "description": "Device registry and push fan-out. Errors are always "
+            '{"error": {"code", "message", "field"?}}.',
+        },
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {
+                "admin": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "PUSHCORE_ADMIN_TOKEN",
+                },
+                "server_key": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "a server key of the app (pcs_…)",
+                },
+                "installation_secret": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "the installation secret (pci_…)",
+                },
+            },
+        },
+    }
+
+
+def encoded(routes: list[Route]) -> bytes:
+    return msgspec.json.encode(build(routes))

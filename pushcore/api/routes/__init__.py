@@ -1,0 +1,8 @@
+"""Route tables, one module per resource; :data:`ROUTES` is all of them in document order."""
+
+from __future__ import annotations
+
+from pushcore.api.routes import apps, health, installations, users
+from pushcore.api.routing import Route
+
+ROUTES: list[Route] = [*health.ROUTES, *apps.ROUTES, *installations.ROUTES, *users.ROUTES]

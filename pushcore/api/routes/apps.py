@@ -1,0 +1,234 @@
+"""Admin routes: apps, their provider credentials and their server keys."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from pushcore.api import auth
+from pushcore.api.errors import invalid, not_found
+from pushcore.api.routing import Call, Reply, Route
+from pushcore.api.schemas import (
+    AppCreate,
+    AppCreated,
+    AppList,
+    AppOut,
+    AppPatch,
+    KeyCreated,
+    KeyList,
+    KeyOut,
+)
+from pushcore.api.state import POOL, SERVER_KEYS
+from pushcore.db import apps as queries
+from pushcore.db.pool import Record
+from pushcore.providers.credentials import ApnsCredentials, FcmCredentials, WebPushCredentials
+from pushcore.providers.errors import CredentialsError
+
+Credentials = ApnsCredentials | FcmCredentials | WebPushCredentials
+_KINDS: dict[str, type[Credentials]] = {
+    "apns": ApnsCredentials,
+    "fcm": FcmCredentials,
+    "webpush": WebPushCredentials,
+}
+
+
+def _checked(name: str, value: Credentials | None) -> Any:
+    """Validate credentials (loading every key) and return their storable form."""
+    if value is None:
+        return None
+    try:
+        value.validate()
+    except CredentialsError as exc:
+        raise invalid(f"{name}.{exc.field}", exc.message) from None
+    return msgspec.to_builtins(value)
+
+
+def _public(name: str, stored: Any) -> dict[str, object] | None:
+    if stored is None:
+        return None
+    return msgspec.convert(stored, _KINDS[name]).public()
+
+
+def app_out(row: Record) -> dict[str, Any]:
+    return {
+        "app_code": row["code"],
+        "name": row["name"],
+        "identity_verification": row["identity_verification"],
+        "apns": _public("apns", row["apns"]),
+        "fcm": _public("fcm", row["fcm"]),
+        "webpush": _public("webpush", row["webpush"]),
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+    }
+
+
+async def create_app(call: Call) -> Reply:
+    body: AppCreate = call.body
+    server_key = auth.new_secret(auth.SERVER_KEY_PREFIX)
+    identity_secret = auth.new_secret(auth.IDENTITY_SECRET_PREFIX)
+    row = await queries.create_app(
+        call.request.app[POOL],
+        code=auth.new_public_id("app_"),
+        name=body.name,
+        identity_verification=body.identity_verification,
+        identity_secret=identity_secret,
+        apns=_checked("apns", body.apns),
+        fcm=_checked("fcm", body.fcm),
+        webpush=_checked("webpush", body.webpush),
+        key_id=auth.new_public_id("key_"),
+        key_hash=auth.digest(server_key),
+    )
+    created = AppCreated(
+        **app_out(row),
+        key_id=row["key_id"],
+        server_key=server_key,
+        identity_secret=identity_secret,
+    )
+    return Reply(201, created)
+
+
+async def list_apps(call: Call) -> Reply:
+    rows = await queries.list_apps(call.request.app[POOL])
+    return Reply(200, AppList(apps=[AppOut(**app_out(r)) for r in rows]))
+
+
+async def get_app(call: Call) -> Reply:
+    row = await queries.get_app(call.request.app[POOL], call.param("app_code"))
+    if row is None:
+        raise not_found("app")
+    return Reply(200, AppOut(**app_out(row)))
+
+
+async def patch_app(call: Call) -> Reply:
+    body: AppPatch = call.body
+    changes: dict[str, Any] = {}
+    if body.name is not msgspec.UNSET:
+        changes["name"] = body.name
+    if body.identity_verification is not msgspec.UNSET:
+        changes["identity_verification"] = body.identity_verification
+    for name in _KINDS:
+        value = getattr(body, name)
+        if value is not msgspec.UNSET:
+            changes[name] = _checked(name, value)
+    row = await queries.patch_app(call.request.app[POOL], call.param("app_code"), changes)
+    if row is None:
+        raise not_found("app")
+    return Reply(200, AppOut(**app_out(row)))
+
+
+async def create_key(call: Call) -> Reply:
+    server_key = auth.new_secret(auth.SERVER_KEY_PREFIX)
+    row = await queries.create_key(
+        call.request.app[POOL],
+        call.param("app_code"),
+        auth.new_public_id("key_"),
+        auth.digest(server_key),
+    )
+    if row is None:
+        raise not_found("app")
+    return Reply(
+        201, KeyCreated(key_id=row["key_id"], server_key=server_key, created_at=row["created_at"])
+    )
+
+
+async def list_keys(call: Call) -> Reply:
+    pool = call.request.app[POOL]
+    code = call.param("app_code")
+    rows = await queries.list_keys(pool, code)
+    if not rows and await queries.get_app(pool, code) is None:
+        raise not_found("app")
+    keys = [
+        KeyOut(key_id=r["key_id"], created_at=r["created_at"], revoked_at=r["revoked_at"])
+        for r in rows
+    ]
+    return Reply(200, KeyList(keys=keys))
+
+
+async def revoke_key(call: Call) -> Reply:
+    found = await queries.revoke_key(
+        call.request.app[POOL], call.param("app_code"), call.param("key_id")
+    )
+    if not found:
+        raise not_found("key")
+    call.request.app[SERVER_KEYS].clear()
+    return Reply(204)
+
+
+APP = "/v1/apps/{app_code}"
+ROUTES = [
+    Route(
+        "POST",
+        "/v1/apps",
+        create_app,
+        "admin",
+        "Create an app (returns its first server key and its identity secret, once)",
+        body=AppCreate,
+        response=AppCreated,
+        status=201,
+        errors=(401, 413, 422),
+        tag="apps",
+    ),
+    Route(
+        "GET",
+        "/v1/apps",
+        list_apps,
+        "admin",
+        "List apps",
+        response=AppList,
+        errors=(401,),
+        tag="apps",
+    ),
+    Route(
+        "GET",
+        APP,
+        get_app,
+        "admin_or_server",
+        "Show an app (credentials only by their public parts)",
+        response=AppOut,
+        errors=(401, 404),
+        tag="apps",
+    ),
+    Route(
+        "PATCH",
+        APP,
+        patch_app,
+        "admin",
+        "Change an app's name, credentials or identity verification",
+        body=AppPatch,
+        response=AppOut,
+        errors=(401, 404, 413, 422),
+        tag="apps",
+    ),
+    Route(
+        "GET",
+        APP + "/keys",
+        list_keys,
+        "admin",
+        "List an app's server keys",
+        response=KeyList,
+        errors=(401, 404),
+        tag="apps",
+    ),
+    Route(
+        "POST",
+        APP + "/keys",
+        create_key,
+        "admin",
+        "Create a server key (shown once)",
+        response=KeyCreated,
+        status=201,
+        errors=(401, 404),
+        tag="apps",
+    ),
+    Route(
+        "DELETE",
+        APP + "/keys/{key_id}",
+        revoke_key,
+        "admin",
+        "Revoke a server key",
+        status=204,
+        errors=(401, 404),
+        tag="apps",
+    ),
+]

@@ -1,0 +1,367 @@
+"""Installation routes: device-side (secret) and server-side (server key) variants.
+
+Device-side: register (open to whoever knows the app code), update, delete, personalize,
+depersonalize, primary and events, each authenticated by the installation secret.
+Server-side: the same user-link operations, scoped to the server key's app.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from pushcore.api import auth, validation
+from pushcore.api.errors import ApiError, conflict, forbidden, invalid, not_found, unauthorized
+from pushcore.api.routing import Call, Reply, Route
+from pushcore.api.schemas import (
+    Events,
+    EventsAccepted,
+    InstallationCreate,
+    InstallationCreated,
+    InstallationOut,
+    InstallationPatch,
+    Personalize,
+    Primary,
+)
+from pushcore.api.state import POOL
+from pushcore.db import events as event_queries
+from pushcore.db import installations as queries
+from pushcore.db.installations import Scope, TokenChange
+from pushcore.db.pool import Record
+
+OUT_FIELDS = tuple(f for f in InstallationOut.__struct_fields__)
+
+
+def installation_out(row: Record) -> dict[str, Any]:
+    return {
+        "installation_id": row["public_id"],
+        "platform": row["platform"],
+        "token_tail": row["token_tail"],
+        "push_enabled": row["push_enabled"],
+        "tags": row["tags"],
+        "device": row["device"],
+        "external_user_id": row["external_id"],
+        "primary": row["is_primary"],
+        "token_updated_at": row["token_updated_at"],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+    }
+
+
+def _scope(call: Call) -> Scope:
+    if call.secret_hash is not None:
+        return Scope(call.installation_id(), secret_hash=call.secret_hash)
+    return Scope(call.installation_id(), app_id=call.server_app().id)
+
+
+def _missing(call: Call) -> ApiError:
+    if call.secret_hash is not None:
+        # an unknown installation and a wrong secret are indistinguishable on purpose
+        return unauthorized("unknown installation or wrong installation secret")
+    return not_found("installation")
+
+
+async def register(call: Call) -> Reply:
+    body: InstallationCreate = call.body
+    reg = validation.registration(body.platform, body.push_token, body.web_subscription)
+    secret = auth.new_secret(auth.INSTALLATION_SECRET_PREFIX)
+    row = await queries.register(
+        call.request.app[POOL],
+        app_code=call.param("app_code"),
+        platform=body.platform,
+        token=reg.token,
+        p256dh=reg.p256dh,
+        auth=reg.auth,
+        secret_hash=auth.digest(secret),
+        push_enabled=body.push_enabled,
+        tags=body.tags,
+        device=body.device,
+    )
+    if row is None:
+        raise not_found("app")
+    out = InstallationCreated(**installation_out(row), installation_secret=secret)
+    return Reply(201 if row["created"] else 200, out)
+
+
+async def get_installation(call: Call) -> Reply:
+    row = await queries.get(call.request.app[POOL], _scope(call))
+    if row is None:
+        raise _missing(call)
+    return Reply(200, InstallationOut(**installation_out(row)))
+
+
+def _token_change(body: InstallationPatch) -> TokenChange | None:
+    token = body.push_token
+    sub = body.web_subscription
+    if token is not msgspec.UNSET and sub is not msgspec.UNSET:
+        raise invalid("push_token", "give push_token or web_subscription, not both")
+    if sub is not msgspec.UNSET:
+        reg = validation.web_registration(sub)
+        assert reg.p256dh is not None
+        assert reg.auth is not None
+        return TokenChange(web=(reg.token, reg.p256dh, reg.auth))
+    if token is not msgspec.UNSET:
+        return TokenChange(
+            ios=token.lower() if validation.apns_token_ok(token) else None,
+            android=token if validation.fcm_token_ok(token) else None,
+        )
+    return None
+
+
+async def patch_installation(call: Call) -> Reply:
+    body: InstallationPatch = call.body
+    change = _token_change(body)
+    pool = call.request.app[POOL]
+    scope = _scope(call)
+    try:
+        row = await queries.patch(
+            pool,
+            scope,
+            token=change,
+            device=None if body.device is msgspec.UNSET else body.device,
+            push_enabled=None if body.push_enabled is msgspec.UNSET else body.push_enabled,
+            tags=None if body.tags is msgspec.UNSET else body.tags,
+        )
+    except asyncpg.UniqueViolationError:
+        raise conflict(
+            "token_taken", "another installation of this app holds this token", "push_token"
+        ) from None
+    if row is None:
+        platform = await queries.diagnose(pool, scope)
+        if platform is None:
+            raise _missing(call)
+        # the installation exists, so the new token did not fit its platform
+        if platform == "web":
+            raise invalid("web_subscription", "web installations change their web_subscription")
+        if change is not None and change.web is not None:
+            raise invalid("web_subscription", f"not accepted for platform {platform}")
+        validation.push_token_for(platform, body.push_token)  # type: ignore[arg-type]
+        raise invalid("push_token", f"not a valid token for platform {platform}")
+    return Reply(200, InstallationOut(**installation_out(row)))
+
+
+async def delete_installation(call: Call) -> Reply:
+    if not await queries.delete(call.request.app[POOL], _scope(call)):
+        raise _missing(call)
+    return Reply(204)
+
+
+async def personalize(call: Call) -> Reply:
+    body: Personalize = call.body
+    pool = call.request.app[POOL]
+    scope = _scope(call)
+    # A short transaction holding the installation's row lock: two concurrent personalize
+    # calls for one installation run one after the other, and the second sees the first's
+    # user (and answers 409 unless forced).
+    async with pool.acquire() as conn, conn.transaction():
+        locked = await queries.lock_for_personalize(conn, scope)
+        if locked is None:
+            raise _missing(call)
+        if (
+            call.secret_hash is not None
+            and locked.identity_verification
+            and not auth.identity_ok(
+                locked.identity_secret, body.external_user_id, body.identity_token
+            )
+        ):
+            raise forbidden(
+                "identity_required",
+                "this app verifies identities: identity_token must be the HMAC-SHA256 of "
+                "external_user_id keyed with the app's identity secret",
+                "identity_token",
+            )
+        current = locked.current_external_id
+        if (
+            current is not None
+            and current != body.external_user_id
+            and not body.force_depersonalize
+        ):
+            raise conflict(
+                "attached_to_other_user",
+                "the installation belongs to another user; depersonalize it first or set "
+                "force_depersonalize",
+                "external_user_id",
+            )
+        row = await queries.attach_user(
+            conn,
+            locked,
+            external_id=body.external_user_id,
+            email=body.email,
+            msisdn=body.msisdn,
+            attributes=body.attributes,
+        )
+    return Reply(200, InstallationOut(**installation_out(row)))
+
+
+async def depersonalize(call: Call) -> Reply:
+    row = await queries.detach_user(call.request.app[POOL], _scope(call))
+    if row is None:
+        raise _missing(call)
+    return Reply(200, InstallationOut(**installation_out(row)))
+
+
+async def primary(call: Call) -> Reply:
+    body: Primary = call.body
+    found, row = await queries.set_primary(call.request.app[POOL], _scope(call), body.primary)
+    if not found:
+        raise _missing(call)
+    if row is None:
+        raise conflict("no_user", "an anonymous installation cannot be primary; personalize it")
+    return Reply(200, InstallationOut(**installation_out(row)))
+
+
+async def report_events(call: Call) -> Reply:
+    events: list[Any] = call.body
+    accepted = await event_queries.insert(
+        call.request.app[POOL],
+        public_id=call.installation_id(),
+        secret_hash=call.device_secret(),
+        names=[e.name for e in events],
+        ats=[e.at for e in events],
+        message_ids=[e.message_id for e in events],
+        attributes=[e.attributes for e in events],
+    )
+    if accepted is None:
+        raise _missing(call)
+    return Reply(202, EventsAccepted(accepted=accepted))
+
+
+DEVICE = "/v1/installations/{installation_id}"
+SERVER = "/v1/apps/{app_code}/installations/{installation_id}"
+_D = (401, 404, 413, 422)
+_S = (401, 404, 413, 422)
+ROUTES = [
+    Route(
+        "POST",
+        "/v1/apps/{app_code}/installations",
+        register,
+        "public",
+        "Register an installation (201), or refresh the one holding this token (200)",
+        body=InstallationCreate,
+        response=InstallationCreated,
+        status=201,
+        also=(200,),
+        errors=(404, 413, 422),
+        tag="device",
+    ),
+    Route(
+        "GET",
+        DEVICE,
+        get_installation,
+        "device",
+        "Show this installation",
+        response=InstallationOut,
+        errors=_D,
+        tag="device",
+    ),
+    Route(
+        "PATCH",
+        DEVICE,
+        patch_installation,
+        "device",
+        "Update token, device properties, push_enabled or tags",
+        body=InstallationPatch,
+        response=InstallationOut,
+        errors=(*_D, 409),
+        tag="device",
+    ),
+    Route(
+        "DELETE",
+        DEVICE,
+        delete_installation,
+        "device",
+        "Delete this installation (app uninstalled, push off for good)",
+        status=204,
+        errors=_D,
+        tag="device",
+    ),
+    Route(
+        "PUT",
+        DEVICE + "/user",
+        personalize,
+        "device",
+        "Personalize: attach a user (identity_token needed when the app verifies identities)",
+        body=Personalize,
+        response=InstallationOut,
+        errors=(*_D, 403, 409),
+        tag="device",
+    ),
+    Route(
+        "DELETE",
+        DEVICE + "/user",
+        depersonalize,
+        "device",
+        "Depersonalize: make the installation anonymous",
+        response=InstallationOut,
+        errors=_D,
+        tag="device",
+    ),
+    Route(
+        "PUT",
+        DEVICE + "/primary",
+        primary,
+        "device",
+        "Mark or unmark as the user's primary installation",
+        body=Primary,
+        response=InstallationOut,
+        errors=(*_D, 409),
+        tag="device",
+    ),
+    Route(
+        "POST",
+        DEVICE + "/events",
+        report_events,
+        "device",
+        "Report interactions (push.delivered, push.opened, push.dismissed, session.start, "
+        "custom); at most 100",
+        body=Events,
+        response=EventsAccepted,
+        status=202,
+        errors=_D,
+        tag="device",
+    ),
+    Route(
+        "GET",
+        SERVER,
+        get_installation,
+        "server",
+        "Show an installation of the app",
+        response=InstallationOut,
+        errors=_S,
+        tag="server",
+    ),
+    Route(
+        "PUT",
+        SERVER + "/user",
+        personalize,
+        "server",
+        "Personalize an installation (no identity proof needed)",
+        body=Personalize,
+        response=InstallationOut,
+        errors=(*_S, 409),
+        tag="server",
+    ),
+    Route(
+        "DELETE",
+        SERVER + "/user",
+        depersonalize,
+        "server",
+        "Depersonalize an installation",
+        response=InstallationOut,
+        errors=_S,
+        tag="server",
+    ),
+    Route(
+        "PUT",
+        SERVER + "/primary",
+        primary,
+        "server",
+        "Mark or unmark an installation as its user's primary",
+        body=Primary,
+        response=InstallationOut,
+        errors=(*_S, 409),
+        tag="server",
+    ),
+]

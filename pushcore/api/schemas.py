@@ -1,0 +1,229 @@
+"""Request and response bodies of the API, as msgspec structs.
+
+Request structs refuse unknown fields (a typo is an error, not silently ignored) and carry
+the size limits that keep one request bounded: at most 100 tags of 128 characters, 100
+device properties or user attributes, 100 events per report.  Formats that depend on other
+fields (a push token's shape depends on the platform) are checked in ``validation.py``.
+The same structs generate the OpenAPI schemas.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+from pushcore.providers.credentials import ApnsCredentials, FcmCredentials, WebPushCredentials
+
+Platform = Literal["ios", "android", "web"]
+Name = Annotated[str, Meta(min_length=1, max_length=200)]
+Tag = Annotated[str, Meta(min_length=1, max_length=128)]
+Tags = Annotated[list[Tag], Meta(max_length=100)]
+Key = Annotated[str, Meta(min_length=1, max_length=64)]
+Scalar = Annotated[str, Meta(max_length=1024)] | int | float | bool | None
+Properties = Annotated[dict[Key, Scalar], Meta(max_length=100)]
+ExternalId = Annotated[str, Meta(min_length=1, max_length=256)]
+Email = Annotated[str, Meta(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+# E.164: a plus sign and up to 15 digits
+Msisdn = Annotated[str, Meta(pattern=r"^\+[1-9][0-9]{6,14}$")]
+AwareDatetime = Annotated[dt.datetime, Meta(tz=True)]
+
+
+class Request(Struct, forbid_unknown_fields=True, kw_only=True):
+    """Base of every request body."""
+
+
+# --- apps (admin) ---------------------------------------------------------------------------
+
+
+class AppCreate(Request):
+    name: Name
+    apns: ApnsCredentials | None = None
+    fcm: FcmCredentials | None = None
+    webpush: WebPushCredentials | None = None
+    identity_verification: bool = False
+
+
+class AppPatch(Request):
+    """Absent fields stay as they are; ``null`` removes a provider's credentials."""
+
+    name: Name | UnsetType = UNSET
+    apns: ApnsCredentials | UnsetType | None = UNSET
+    fcm: FcmCredentials | UnsetType | None = UNSET
+    webpush: WebPushCredentials | UnsetType | None = UNSET
+    identity_verification: bool | UnsetType = UNSET
+
+
+class AppOut(Struct, kw_only=True):
+    app_code: str
+    name: str
+    identity_verification: bool
+    # what may be shown of the credentials: ids, topic, fingerprints; never keys
+    apns: dict[str, Any] | None
+    fcm: dict[str, Any] | None
+    webpush: dict[str, Any] | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class AppCreated(AppOut, kw_only=True):
+    key_id: str
+    server_key: str  # shown once
+    identity_secret: str  # shown once; HMAC key of identity tokens
+
+
+class AppList(Struct, kw_only=True):
+    apps: list[AppOut]
+
+
+class KeyCreated(Struct, kw_only=True):
+    key_id: str
+    server_key: str  # shown once
+    created_at: dt.datetime
+
+
+class KeyOut(Struct, kw_only=True):
+    key_id: str
+    created_at: dt.datetime
+    revoked_at: dt.datetime | None
+
+
+class KeyList(Struct, kw_only=True):
+    keys: list[KeyOut]
+
+
+# --- installations (device) -----------------------------------------------------------------
+
+
+class SubscriptionKeys(Request):
+    p256dh: Annotated[str, Meta(max_length=128)]
+    auth: Annotated[str, Meta(max_length=64)]
+
+
+class WebSubscription(Request):
+    """The browser's ``PushSubscription.toJSON()``."""
+
+    endpoint: Annotated[str, Meta(min_length=1, max_length=2048)]
+    keys: SubscriptionKeys
+    expirationTime: int | None = None
+
+
+class InstallationCreate(Request):
+    platform: Platform
+    push_token: Annotated[str, Meta(max_length=4096)] | None = None
+    web_subscription: WebSubscription | None = None
+    device: Properties | None = None
+    push_enabled: bool | None = None
+    tags: Tags | None = None
+
+
+class InstallationPatch(Request):
+    push_token: Annotated[str, Meta(max_length=4096)] | UnsetType = UNSET
+    web_subscription: WebSubscription | UnsetType = UNSET
+    device: Properties | UnsetType = UNSET  # merged into the stored properties
+    push_enabled: bool | UnsetType = UNSET
+    tags: Tags | UnsetType = UNSET  # replaces the tags
+
+
+class InstallationOut(Struct, kw_only=True):
+    installation_id: uuid.UUID
+    platform: Platform
+    token_tail: str  # the last 8 characters; tokens are never shown in full
+    push_enabled: bool
+    tags: list[str]
+    device: dict[str, Any]
+    external_user_id: str | None
+    primary: bool
+    token_updated_at: dt.datetime
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class InstallationCreated(InstallationOut, kw_only=True):
+    installation_secret: str  # shown once; the device's bearer token from now on
+
+
+# --- users ----------------------------------------------------------------------------------
+
+
+class Personalize(Request):
+    external_user_id: ExternalId
+    email: Email | None = None
+    msisdn: Msisdn | None = None
+    attributes: Properties | None = None
+    force_depersonalize: bool = False
+    identity_token: Annotated[str, Meta(max_length=128)] | None = None
+
+
+class Primary(Request):
+    primary: bool
+
+
+class UserPatch(Request):
+    """Absent fields stay; ``null`` clears email or msisdn; attributes are merged (a key set
+    to ``null`` is removed); tags are replaced."""
+
+    email: Email | UnsetType | None = UNSET
+    msisdn: Msisdn | UnsetType | None = UNSET
+    attributes: Properties | UnsetType = UNSET
+    tags: Tags | UnsetType = UNSET
+
+
+class UserOut(Struct, kw_only=True):
+    external_user_id: str
+    email: str | None
+    msisdn: str | None
+    attributes: dict[str, Any]
+    tags: list[str]
+    primary_installation_id: uuid.UUID | None
+    installations: list[InstallationOut]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class UserList(Struct, kw_only=True):
+    users: list[UserOut]
+
+
+# --- events ---------------------------------------------------------------------------------
+
+
+class Event(Request):
+    """``push.delivered``, ``push.opened``, ``push.dismissed``, ``session.start`` or any
+    custom name."""
+
+    name: Annotated[str, Meta(min_length=1, max_length=128)]
+    at: AwareDatetime | None = None
+    message_id: uuid.UUID | None = None
+    attributes: Properties | None = None
+
+
+Events = Annotated[list[Event], Meta(min_length=1, max_length=100)]
+
+
+class EventsAccepted(Struct, kw_only=True):
+    accepted: int
+
+
+# --- misc -----------------------------------------------------------------------------------
+
+
+class ErrorDetail(Struct, kw_only=True):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ErrorBody(Struct, kw_only=True):
+    error: ErrorDetail
+
+
+class Health(Struct, kw_only=True):
+    status: str
+
+
+def encode(value: object) -> bytes:
+    return msgspec.json.encode(value)

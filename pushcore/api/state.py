@@ -1,0 +1,13 @@
+"""Typed application state of the aiohttp app: one key per resource."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from pushcore.api.auth import ServerKeyCache
+from pushcore.config import Settings
+from pushcore.db.pool import Pool
+
+SETTINGS = web.AppKey("settings", Settings)
+POOL = web.AppKey("pool", Pool)
+SERVER_KEYS = web.AppKey("server_keys", ServerKeyCache)

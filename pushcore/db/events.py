@@ -1,0 +1,45 @@
+"""Interaction reports from devices (delivered, opened, dismissed, session start, custom)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from pushcore.db.pool import Pool
+
+
+async def insert(
+    pool: Pool,
+    *,
+    public_id: uuid.UUID,
+    secret_hash: bytes,
+    names: list[str],
+    ats: list[dt.datetime | None],
+    message_ids: list[uuid.UUID | None],
+    attributes: list[dict[str, Any] | None],
+) -> int | None:
+    """Store a report in one statement; None when the installation/secret do not match."""
+    rows = await pool.fetch(
+        """
+        WITH i AS (
+            SELECT i.id, i.app_id FROM installations i
+            WHERE i.public_id = $1 AND i.secret_hash = $2
+        ), e AS (
+            INSERT INTO events (app_id, installation_id, name, at, message_id, attributes)
+            SELECT i.app_id, i.id, e.name, coalesce(e.at, now()), e.message_id,
+                   coalesce(e.attributes, '{}')
+            FROM i, unnest($3::text[], $4::timestamptz[], $5::uuid[], $6::jsonb[])
+                 AS e(name, at, message_id, attributes)
+            RETURNING 1
+        )
+        SELECT (SELECT count(*) FROM e) AS n FROM i
+        """,
+        public_id,
+        secret_hash,
+        names,
+        ats,
+        message_ids,
+        attributes,
+    )
+    return int(rows[0]["n"]) if rows else None

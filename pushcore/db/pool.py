@@ -1,0 +1,52 @@
+"""The process-wide asyncpg pool.
+
+Created once per process on the event loop that uses it (the API's, or Dramatiq's loop in a
+worker) with the bounds from the settings.  jsonb columns are decoded and encoded with msgspec
+so that rows come back as plain Python values.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeAlias
+
+import asyncpg
+import msgspec
+from asyncpg.pool import PoolConnectionProxy
+
+from pushcore.config import Settings
+from pushcore.db.errors import DatabaseUnavailable
+
+Pool: TypeAlias = "asyncpg.Pool[asyncpg.Record]"
+Record: TypeAlias = asyncpg.Record
+Connection: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
+
+_encode = msgspec.json.encode
+_decode = msgspec.json.decode
+
+
+def _encode_json(value: Any) -> str:
+    return _encode(value).decode()
+
+
+async def _init_connection(conn: asyncpg.Connection[asyncpg.Record]) -> None:
+    for name in ("json", "jsonb"):
+        await conn.set_type_codec(
+            name, schema="pg_catalog", encoder=_encode_json, decoder=_decode, format="text"
+        )
+
+
+async def create_pool(settings: Settings, *, max_size: int | None = None) -> Pool:
+    """Open the pool; raise :class:`DatabaseUnavailable` when PostgreSQL does not answer."""
+    size = max_size or settings.db_pool_max
+    try:
+        pool: Pool = await asyncpg.create_pool(
+            settings.database_url,
+            min_size=min(settings.db_pool_min, size),
+            max_size=size,
+            command_timeout=settings.db_command_timeout,
+            timeout=10,
+            init=_init_connection,
+        )
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
+    return pool
