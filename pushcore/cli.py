@@ -17,7 +17,12 @@ from pushcore import __version__
 from pushcore.errors import ConfigError
 
 # Modules that contribute sub-commands, in the order `pushcore --help` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("pushcore.db.cli", "pushcore.api.cli", "pushcore.demo")
+COMMAND_MODULES: tuple[str, ...] = (
+    "pushcore.db.cli",
+    "pushcore.api.cli",
+    "pushcore.gateways.cli",
+    "pushcore.demo",
+)
 
 DESCRIPTION = """\
 pushcore — a push-notification backend.

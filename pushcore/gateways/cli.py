@@ -1,0 +1,140 @@
+"""``pushcore simulators``: run the APNs, FCM and Web Push simulators until SIGINT/SIGTERM.
+
+Prints one line per simulator, ``<name> <origin> ca=<CA file>``, once all three accept
+requests, then runs until SIGINT or SIGTERM and stops them gracefully (exit code 0).
+A start failure (e.g. a port in use) prints one line to stderr and exits 1; bad arguments
+exit 2 (argparse).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+DEFAULT_CA_DIR = Path(".local/simulators")
+
+
+def _port(raw: str) -> int:
+    try:
+        value = int(raw, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {raw!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be between 0 and 65535, got {value}")
+    return value
+
+
+def _nonnegative(kind: type[int] | type[float]) -> Any:
+    def parse(raw: str) -> int | float:
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {raw!r}") from None
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"must be >= 0, got {raw}")
+        return value
+
+    return parse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--apns-port", type=_port, default=0, help="0: any free port")
+    parser.add_argument("--fcm-port", type=_port, default=0, help="0: any free port")
+    parser.add_argument("--webpush-port", type=_port, default=0, help="0: any free port")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument(
+        "--ca-dir",
+        type=Path,
+        default=DEFAULT_CA_DIR,
+        help=f"where the CA and server certificate are kept (default {DEFAULT_CA_DIR})",
+    )
+    parser.add_argument(
+        "--engine",
+        choices=("granian", "h2"),
+        default="granian",
+        help="granian: fast subprocesses; h2: in-process, slower (default granian)",
+    )
+    parser.add_argument(
+        "--workers", type=int, choices=range(1, 65), default=1, metavar="N",
+        help="granian worker processes per simulator (counters are per worker)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--latency", type=_nonnegative(float), default=0.0, help="seconds added to answers"
+    )
+    parser.add_argument(
+        "--error-every",
+        type=_nonnegative(int),
+        default=0,
+        metavar="N",
+        help="answer every N-th request with --error-status and Retry-After",
+    )
+    parser.add_argument("--error-status", type=int, choices=(429, 500, 503), default=429)
+
+
+def register(subparsers: Any) -> None:
+    """Add ``simulators`` to ``pushcore``'s sub-commands."""
+    parser = subparsers.add_parser(
+        "simulators",
+        help="run local APNs, FCM and Web Push simulators (HTTP/2 + TLS)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    if args.latency > 60:
+        print("pushcore simulators: --latency must be at most 60 seconds", file=sys.stderr)
+        return 2
+    return asyncio.run(_serve(args))
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+
+    from pushcore.gateways.core import Faults
+    from pushcore.gateways.granian_engine import GranianStartError
+    from pushcore.gateways.simulators import Simulators
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    faults = Faults(
+        latency=args.latency, error_every=args.error_every, error_status=args.error_status
+    )
+    ports = {"apns": args.apns_port, "fcm": args.fcm_port, "webpush": args.webpush_port}
+    try:
+        async with Simulators.start(
+            engine=args.engine,
+            host=args.host,
+            ports=ports,
+            ca_dir=args.ca_dir,
+            faults=faults,
+            workers=args.workers,
+        ) as sims:
+            for sim in sims:
+                print(f"{sim.name} {sim.origin} ca={sims.ca_file.resolve()}", flush=True)
+            await stop.wait()
+    except (OSError, GranianStartError) as exc:
+        print(f"pushcore simulators: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m pushcore.gateways``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m pushcore.gateways",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(parser)
+    return run(parser.parse_args(argv))

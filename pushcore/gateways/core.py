@@ -1,0 +1,262 @@
+"""What the three simulators share: request/response values, counters, throttling faults.
+
+A simulator is pure: :meth:`Simulator.handle` maps one :class:`SimRequest` to one
+:class:`SimResponse` and updates its :class:`Counters`.  The engines (granian in
+:mod:`pushcore.gateways.rsgi`, the ``h2`` state machine in :mod:`pushcore.gateways.h2server`)
+only move bytes and call :func:`dispatch`, which also serves ``GET /__stats`` (counters as
+JSON, ``?tokens=1`` adds the per-token table) and ``DELETE /__stats`` (reset).
+
+Faults that need no transport (latency, 429/503 with ``Retry-After``) live in
+:class:`Faults` and work on both engines; the connection-level ones (GOAWAY, RST_STREAM,
+drop, stream limit) are in :class:`TransportFaults` and need the ``h2`` engine.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+STATS_PATH = "/__stats"
+# Bodies above this are refused by the engines with 413 before any provider logic runs:
+# every provider's limit is 4-5 KiB, so this only bounds memory.
+MAX_BODY = 64 * 1024
+# Per-token counters stop growing here (memory bound for multi-million benchmarks); tokens
+# beyond it are counted in ``untracked`` only.
+DEFAULT_MAX_TRACKED_TOKENS = 1_000_000
+
+
+class HeaderLookup(Protocol):
+    """Lower-case header names; granian's ``RSGIHeaders`` and ``dict`` both fit."""
+
+    def get(self, key: str, default: Any = None, /) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SimRequest:
+    method: str
+    path: str  # without the query string
+    headers: HeaderLookup
+    body: bytes
+    query: str = ""
+    authority: str = ""  # ``:authority`` / Host, for Web Push's VAPID audience check
+
+
+@dataclass(frozen=True, slots=True)
+class SimResponse:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes = b""
+
+
+class Reject(Exception):
+    """Raised by a simulator's checks; its ``handle`` turns it into the provider's error.
+    ``reason``: Apple's reason / Google's status / Mozilla's errno text; ``message`` and
+    ``detail`` (Google's FCM errorCode, Mozilla's errno) as the provider's format needs."""
+
+    def __init__(self, status: int, reason: str, message: str = "", detail: str = "") -> None:
+        super().__init__(status, reason, message, detail)
+        self.status = status
+        self.reason = reason
+        self.message = message
+        self.detail = detail
+
+
+def json_response(
+    status: int, payload: Any, headers: list[tuple[str, str]] | None = None
+) -> SimResponse:
+    out = [("content-type", "application/json; charset=utf-8")]
+    if headers:
+        out.extend(headers)
+    return SimResponse(status, out, json.dumps(payload, separators=(",", ":")).encode())
+
+
+@dataclass(frozen=True, slots=True)
+class Faults:
+    """Faults every engine supports.  ``error_every`` answers every N-th request (counted
+    per simulator) with ``error_status``; ``error_fraction`` does so at random (seeded, so
+    a run is repeatable).  ``latency`` delays every answer (seconds)."""
+
+    latency: float = 0.0
+    error_every: int = 0
+    error_fraction: float = 0.0
+    error_status: int = 429
+    retry_after: int = 1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.latency <= 60:
+            raise ValueError("latency must be between 0 and 60 seconds")
+        if self.error_every < 0 or not 0 <= self.error_fraction <= 1:
+            raise ValueError("error_every must be >= 0 and error_fraction within [0, 1]")
+        if self.error_status not in (429, 500, 503):
+            raise ValueError("error_status must be 429, 500 or 503")
+
+
+@dataclass(frozen=True, slots=True)
+class TransportFaults:
+    """Connection-level faults of the ``h2`` engine.  Counts are per connection except
+    ``rst_every`` (per server, so it stays predictable across reconnects).
+
+    ``goaway_after``: the N-th request of a connection becomes its last: it and earlier
+    streams are answered, later ones are reset with REFUSED_STREAM, then GOAWAY naming it
+    as the last stream is sent and the connection closes.  ``drop_after``: process the
+    N-th request, then abort the connection without answering it (the client cannot know
+    whether it was delivered).
+    ``rst_every``: reset every N-th request with ``rst_code`` instead of processing it."""
+
+    max_concurrent_streams: int = 1000
+    goaway_after: int = 0
+    rst_every: int = 0
+    rst_code: int = 2  # INTERNAL_ERROR; 7 = REFUSED_STREAM ("not processed")
+    drop_after: int = 0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_concurrent_streams <= 10_000:
+            raise ValueError("max_concurrent_streams must be between 1 and 10000")
+        if min(self.goaway_after, self.rst_every, self.drop_after) < 0:
+            raise ValueError("fault counts must be >= 0")
+
+    @property
+    def needs_h2_engine(self) -> bool:
+        return bool(self.goaway_after or self.rst_every or self.drop_after)
+
+
+@dataclass(slots=True)
+class TokenCount:
+    received: int = 0  # requests naming this token (including throttled ones)
+    accepted: int = 0  # 2xx answers: "delivered"
+
+
+@dataclass(slots=True)
+class Counters:
+    """What a simulator received.  Mutated only from its engine's event loop thread."""
+
+    max_tracked_tokens: int = DEFAULT_MAX_TRACKED_TOKENS
+    requests: int = 0
+    by_status: dict[int, int] = field(default_factory=dict)
+    by_reason: dict[str, int] = field(default_factory=dict)
+    tokens: dict[str, TokenCount] = field(default_factory=dict)
+    untracked: int = 0
+    faults: dict[str, int] = field(default_factory=dict)
+    # Requests received and not yet answered (engines maintain it; a /__stats request
+    # counts itself, so a snapshot shows in_flight >= 1).
+    in_flight: int = 0
+    peak_in_flight: int = 0
+
+    def enter(self) -> None:
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+
+    def leave(self) -> None:
+        self.in_flight -= 1
+
+    def record(self, status: int, reason: str = "", token: str | None = None) -> None:
+        self.requests += 1
+        self.by_status[status] = self.by_status.get(status, 0) + 1
+        if reason:
+            self.by_reason[reason] = self.by_reason.get(reason, 0) + 1
+        if token is None:
+            return
+        entry = self.tokens.get(token)
+        if entry is None:
+            if len(self.tokens) >= self.max_tracked_tokens:
+                self.untracked += 1
+                return
+            entry = self.tokens[token] = TokenCount()
+        entry.received += 1
+        if 200 <= status < 300:
+            entry.accepted += 1
+
+    def fault(self, name: str) -> None:
+        self.faults[name] = self.faults.get(name, 0) + 1
+
+    def accepted(self, token: str) -> int:
+        entry = self.tokens.get(token)
+        return entry.accepted if entry else 0
+
+    def received(self, token: str) -> int:
+        entry = self.tokens.get(token)
+        return entry.received if entry else 0
+
+    def reset(self) -> None:
+        self.requests = self.untracked = self.peak_in_flight = 0
+        self.by_status.clear()
+        self.by_reason.clear()
+        self.tokens.clear()
+        self.faults.clear()
+
+    def snapshot(self, *, with_tokens: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "requests": self.requests,
+            "accepted": sum(n for s, n in self.by_status.items() if 200 <= s < 300),
+            "by_status": {str(k): v for k, v in sorted(self.by_status.items())},
+            "by_reason": dict(sorted(self.by_reason.items())),
+            "tracked_tokens": len(self.tokens),
+            "untracked": self.untracked,
+            "faults": dict(sorted(self.faults.items())),
+            "in_flight": self.in_flight,
+            "peak_in_flight": self.peak_in_flight,
+        }
+        if with_tokens:
+            out["tokens"] = {t: asdict(c) for t, c in self.tokens.items()}
+        return out
+
+
+class Simulator(Protocol):
+    """One provider's protocol logic."""
+
+    name: str
+    counters: Counters
+
+    def handle(self, request: SimRequest) -> SimResponse:
+        """Answer a provider request (the engine already enforced :data:`MAX_BODY`)."""
+        ...
+
+    def throttled(self, request: SimRequest, status: int, retry_after: int) -> SimResponse:
+        """The provider's own 429/5xx answer; records it in :attr:`counters`."""
+        ...
+
+
+class Throttle:
+    """Decides which requests :class:`Faults` answers with an error (pure, seeded)."""
+
+    def __init__(self, faults: Faults) -> None:
+        self.faults = faults
+        self._seen = 0
+        self._random = random.Random(faults.seed)  # noqa: S311 (fault injection, not crypto)
+
+    def hit(self) -> bool:
+        f = self.faults
+        self._seen += 1
+        if f.error_every and self._seen % f.error_every == 0:
+            return True
+        return bool(f.error_fraction) and self._random.random() < f.error_fraction
+
+
+def dispatch(sim: Simulator, throttle: Throttle, request: SimRequest) -> SimResponse:
+    """Stats routes, then throttling, then the provider."""
+    if request.path == STATS_PATH:
+        return _stats(sim, request)
+    if len(request.body) > MAX_BODY:
+        sim.counters.record(413, "BodyOverEngineLimit")
+        return json_response(413, {"reason": "PayloadTooLarge"})
+    if throttle.hit():
+        sim.counters.fault("throttled")
+        return sim.throttled(request, throttle.faults.error_status, throttle.faults.retry_after)
+    return sim.handle(request)
+
+
+def _stats(sim: Simulator, request: SimRequest) -> SimResponse:
+    if request.method == "GET":
+        with_tokens = "tokens=1" in request.query.split("&")
+        return json_response(200, sim.counters.snapshot(with_tokens=with_tokens))
+    if request.method == "DELETE":
+        sim.counters.reset()
+        return SimResponse(204, [])
+    return json_response(405, {"reason": "MethodNotAllowed"})
+
+
+SimulatorFactory = Callable[..., Simulator]

@@ -1,0 +1,204 @@
+"""In-process API: start the three simulators on either engine.
+
+::
+
+    async with Simulators.start(engine="h2") as sims:
+        sims.apns.origin        # "https://127.0.0.1:41234"
+        sims.ca_file            # trust this CA (httpx: verify=str(sims.ca_file))
+        sims.apns.counters      # live Counters (h2 engine only)
+        await sims.fcm.fetch_stats()   # GET /__stats, both engines
+
+Everything started is stopped when the block exits, also on error; each start and stop is
+bounded by a timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import tempfile
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from pushcore.gateways.apns import ApnsOptions
+from pushcore.gateways.client import h2_request
+from pushcore.gateways.core import STATS_PATH, Counters, Faults, TransportFaults
+from pushcore.gateways.fcm import FcmOptions
+from pushcore.gateways.granian_engine import GranianProcess
+from pushcore.gateways.h2server import H2Server
+from pushcore.gateways.rsgi import PROVIDERS, build_simulator
+from pushcore.gateways.tls import TlsFiles, ensure_certificates
+from pushcore.gateways.webpush import WebPushOptions
+
+Engine = Literal["h2", "granian"]
+T = TypeVar("T")
+STATS_TIMEOUT = 10.0
+
+
+def _per_provider(value: T | Mapping[str, T] | None, name: str, default: T) -> T:
+    if value is None:
+        return default
+    if isinstance(value, Mapping):
+        return value.get(name, default)
+    return value
+
+
+class RunningSimulator:
+    """One simulator listening on one port."""
+
+    def __init__(self, name: str, origin: str, ca_file: Path) -> None:
+        self.name = name
+        self.origin = origin
+        self.ca_file = ca_file
+
+    @property
+    def port(self) -> int:
+        return int(self.origin.rsplit(":", 1)[1])
+
+    @property
+    def counters(self) -> Counters:
+        raise RuntimeError(
+            f"{self.name}: counters live in the granian process; use await fetch_stats()"
+        )
+
+    async def fetch_stats(self, *, with_tokens: bool = False) -> dict[str, Any]:
+        """``GET /__stats`` (``with_tokens``: the per-token table too)."""
+        path = STATS_PATH + ("?tokens=1" if with_tokens else "")
+        status, _, body = await h2_request(
+            self.origin, self.ca_file, "GET", path, timeout=STATS_TIMEOUT
+        )
+        if status != 200:
+            raise RuntimeError(f"{self.name}: GET {path} answered {status}")
+        stats: dict[str, Any] = json.loads(body)
+        return stats
+
+    async def reset_stats(self) -> None:
+        status, _, _ = await h2_request(
+            self.origin, self.ca_file, "DELETE", STATS_PATH, timeout=STATS_TIMEOUT
+        )
+        if status != 204:
+            raise RuntimeError(f"{self.name}: DELETE {STATS_PATH} answered {status}")
+
+    async def aclose(self) -> None:
+        return None
+
+
+class H2Simulator(RunningSimulator):
+    def __init__(self, name: str, server: H2Server, host: str, ca_file: Path) -> None:
+        shown = f"[{host}]" if ":" in host else host
+        super().__init__(name, f"https://{shown}:{server.port}", ca_file)
+        self.server = server
+
+    @property
+    def counters(self) -> Counters:
+        return self.server.sim.counters
+
+    async def aclose(self) -> None:
+        await self.server.aclose()
+
+
+class GranianSimulator(RunningSimulator):
+    def __init__(self, name: str, process: GranianProcess, ca_file: Path) -> None:
+        super().__init__(name, process.origin, ca_file)
+        self.process = process
+
+    async def aclose(self) -> None:
+        await self.process.aclose()
+
+
+@dataclass(frozen=True, slots=True)
+class Simulators:
+    engine: Engine
+    tls: TlsFiles
+    apns: RunningSimulator
+    fcm: RunningSimulator
+    webpush: RunningSimulator
+
+    @property
+    def ca_file(self) -> Path:
+        return self.tls.ca_file
+
+    def __iter__(self) -> Iterator[RunningSimulator]:
+        return iter((self.apns, self.fcm, self.webpush))
+
+    def __getitem__(self, name: str) -> RunningSimulator:
+        if name not in PROVIDERS:
+            raise KeyError(name)
+        sim: RunningSimulator = getattr(self, name)
+        return sim
+
+    @staticmethod
+    @contextlib.asynccontextmanager
+    async def start(
+        *,
+        engine: Engine = "h2",
+        host: str = "127.0.0.1",
+        ports: Mapping[str, int] | None = None,
+        ca_dir: Path | str | None = None,
+        faults: Faults | Mapping[str, Faults] | None = None,
+        transport_faults: TransportFaults | Mapping[str, TransportFaults] | None = None,
+        apns: ApnsOptions | None = None,
+        fcm: FcmOptions | None = None,
+        webpush: WebPushOptions | None = None,
+        workers: int = 1,
+        max_tracked_tokens: int | None = None,
+    ) -> AsyncIterator[Simulators]:
+        """Start APNs, FCM and Web Push simulators; ``faults``/``transport_faults`` apply to
+        all three or, as a mapping, per provider name.  ``ca_dir`` None: a temporary
+        directory removed at exit.  ``workers`` applies to granian only."""
+        if engine not in ("h2", "granian"):
+            raise ValueError(f"engine must be h2 or granian, got {engine!r}")
+        options = {
+            "apns": asdict(apns or ApnsOptions()),
+            "fcm": asdict(fcm or FcmOptions()),
+            "webpush": asdict(webpush or WebPushOptions()),
+        }
+        async with contextlib.AsyncExitStack() as stack:
+            if ca_dir is None:
+                ca_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="pushsim-"))
+            tls = await asyncio.to_thread(ensure_certificates, ca_dir, [host])
+            started: dict[str, RunningSimulator] = {}
+
+            async def start_one(name: str) -> None:
+                port = (ports or {}).get(name, 0)
+                f = _per_provider(faults, name, Faults())
+                tf = _per_provider(transport_faults, name, TransportFaults())
+                running: RunningSimulator
+                if engine == "h2":
+                    sim = build_simulator(name, options[name], max_tracked_tokens)
+                    server = H2Server(sim, tls, f, tf)
+                    await server.start(host, port)
+                    running = H2Simulator(name, server, host, tls.ca_file)
+                else:
+                    process = GranianProcess(
+                        name,
+                        tls,
+                        host=host,
+                        port=port,
+                        options=options[name],
+                        faults=f,
+                        transport_faults=tf,
+                        workers=workers,
+                        max_tracked_tokens=max_tracked_tokens,
+                    )
+                    try:
+                        await process.start()
+                    except BaseException:
+                        await process.aclose()
+                        raise
+                    running = GranianSimulator(name, process, tls.ca_file)
+                started[name] = running
+                stack.push_async_callback(running.aclose)
+
+            # Started together (granian takes ~1 s each); whatever started is stopped by
+            # the exit stack if another one fails.
+            results = await asyncio.gather(
+                *(start_one(n) for n in PROVIDERS), return_exceptions=True
+            )
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
+            yield Simulators(engine, tls, started["apns"], started["fcm"], started["webpush"])
