@@ -1,0 +1,78 @@
+"""One batch through one provider over the transport: one :class:`Result` per registration.
+
+This is the whole send path of the delivery layer; the fan-out engine calls it once per
+batch.  It fetches the provider's authorization when needed (FCM's OAuth token travels over
+the same transport), sends every request of the batch concurrently (the transport bounds
+what is in flight), classifies the answers, and when a provider says its authorization
+went stale (APNs ExpiredProviderToken, FCM UNAUTHENTICATED) renews it once and sends those
+registrations once more before reporting.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from pushcore.providers.base import Outcome, Provider, Registration, Result
+from pushcore.providers.errors import AuthError
+from pushcore.transport.base import Request, Transport
+
+
+async def authorize(provider: Provider[Any], transport: Transport, *, timeout: float) -> None:
+    """Fetch the provider's authorization if it has none that is fresh; ``AuthError`` when
+    the provider refuses our credentials."""
+    now = time.time()
+    request = provider.auth_request(now)
+    if request is None:
+        return
+    (response,) = await transport.send([request], timeout=timeout)
+    provider.accept_auth(response, time.time())
+
+
+async def deliver(
+    provider: Provider[Any],
+    transport: Transport,
+    rendered: Any,
+    registrations: Sequence[Registration],
+    *,
+    timeout: float,
+) -> list[Result]:
+    """Send ``rendered`` to every registration; raises ``AuthError`` only when the
+    authorization itself cannot be obtained (a sender error for the whole batch)."""
+    deadline = time.monotonic() + timeout
+    await authorize(provider, transport, timeout=timeout)
+    results = await _send_once(provider, transport, rendered, registrations, deadline)
+    stale = [i for i, r in enumerate(results) if r.refresh_auth]
+    if stale:
+        provider.invalidate_auth(time.time())
+        try:
+            await authorize(provider, transport, timeout=max(deadline - time.monotonic(), 1.0))
+        except AuthError:
+            return results
+        again = await _send_once(
+            provider, transport, rendered, [registrations[i] for i in stale], deadline
+        )
+        for i, result in zip(stale, again, strict=True):
+            results[i] = result
+    return results
+
+
+async def _send_once(
+    provider: Provider[Any],
+    transport: Transport,
+    rendered: Any,
+    registrations: Sequence[Registration],
+    deadline: float,
+) -> list[Result]:
+    built = provider.build(rendered, registrations, time.time())
+    positions = [i for i, item in enumerate(built) if isinstance(item, Request)]
+    requests = [item for item in built if isinstance(item, Request)]
+    results: list[Result | None] = [item if isinstance(item, Result) else None for item in built]
+    if requests:
+        remaining = max(deadline - time.monotonic(), 0.5)
+        responses = await transport.send(requests, timeout=remaining)
+        now = time.time()
+        for i, response in zip(positions, responses, strict=True):
+            results[i] = provider.classify(response, now)
+    return [r if r is not None else Result(Outcome.RETRY, "not-sent") for r in results]
