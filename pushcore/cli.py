@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pushcore.db.cli",
     "pushcore.api.cli",
     "pushcore.gateways.cli",
+    "workers.cli",
     "pushcore.demo",
 )
 

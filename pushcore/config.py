@@ -164,6 +164,94 @@ class Settings:
         "Registrations whose token was not refreshed for this many days are deleted.",
     )
 
+    # --- fan-out ------------------------------------------------------------------------
+    broker: str = setting(
+        "BROKER", "redis", _choice("redis", "rabbitmq"), "Dramatiq broker: redis or rabbitmq."
+    )
+    rabbitmq_url: str = setting(
+        "RABBITMQ_URL",
+        "amqp://guest:guest@127.0.0.1:5672/",
+        _url("amqp", "amqps"),
+        "RabbitMQ for the Dramatiq broker when PUSHCORE_BROKER=rabbitmq.",
+    )
+    batch_size: int = setting(
+        "BATCH_SIZE", 500, _int(1, 10_000), "Registrations per batch (one Dramatiq message)."
+    )
+    plan_batches_per_statement: int = setting(
+        "PLAN_BATCHES_PER_STATEMENT",
+        20,
+        _int(1, 1000),
+        "Batches the planner writes per SQL statement (bounds its memory).",
+    )
+    max_attempts: int = setting(
+        "MAX_ATTEMPTS",
+        5,
+        _int(1, 50),
+        "Sends per registration and message before a retryable failure counts as failed.",
+    )
+    retry_base_seconds: float = setting(
+        "RETRY_BASE_SECONDS", 1.0, _float(0, 3600), "First retry back-off (doubles per attempt)."
+    )
+    retry_max_seconds: float = setting(
+        "RETRY_MAX_SECONDS", 300.0, _float(0, 86_400), "Longest back-off between attempts."
+    )
+    lease_seconds: float = setting(
+        "LEASE_SECONDS",
+        120.0,
+        _float(1, 3600),
+        "How long a worker owns a claimed batch; after it the reaper hands the batch to "
+        "another worker. Must exceed PUSHCORE_SEND_TIMEOUT_SECONDS.",
+    )
+    requeue_after_seconds: float = setting(
+        "REQUEUE_AFTER_SECONDS",
+        30.0,
+        _float(1, 86_400),
+        "A queued batch (or plan job) not picked up for this long is enqueued again (a lost "
+        "Redis message, a flushed Redis).",
+    )
+    reaper_interval_seconds: float = setting(
+        "REAPER_INTERVAL_SECONDS", 5.0, _float(0.1, 3600), "How often the reaper scans the ledger."
+    )
+    send_timeout_seconds: float = setting(
+        "SEND_TIMEOUT_SECONDS", 30.0, _float(0.1, 600), "Deadline for all requests of one batch."
+    )
+    max_in_flight: int = setting(
+        "MAX_IN_FLIGHT",
+        1000,
+        _int(1, 100_000),
+        "HTTP/2 requests in flight per worker process, over all providers.",
+    )
+    connections_per_origin: int = setting(
+        "CONNECTIONS_PER_ORIGIN", 4, _int(1, 64), "HTTP/2 connections per provider origin."
+    )
+    apns_backend: str = setting(
+        "APNS_BACKEND", "curl", _choice("curl", "aioapns"), "APNs client: curl or aioapns."
+    )
+    apns_origin: str = setting(
+        "APNS_ORIGIN", "https://api.push.apple.com", _https_origin, "APNs production origin."
+    )
+    apns_sandbox_origin: str = setting(
+        "APNS_SANDBOX_ORIGIN",
+        "https://api.sandbox.push.apple.com",
+        _https_origin,
+        "APNs sandbox origin.",
+    )
+    fcm_origin: str = setting(
+        "FCM_ORIGIN", "https://fcm.googleapis.com", _https_origin, "FCM HTTP v1 origin."
+    )
+    ca_file: str | None = setting(
+        "CA_FILE",
+        None,
+        _optional_path,
+        "Extra CA bundle trusted for provider connections (the local simulators' CA).",
+    )
+    webpush_allow_loopback: bool = setting(
+        "WEBPUSH_ALLOW_LOOPBACK",
+        False,
+        _bool,
+        "Accept Web Push endpoints on loopback addresses (the local simulator only).",
+    )
+
     def describe(self) -> dict[str, str]:
         """The effective settings with secrets masked, for logs and `pushcore config`."""
         out: dict[str, str] = {}
@@ -216,4 +304,9 @@ def _check_relations(s: Settings) -> None:
     if s.db_pool_min > s.db_pool_max:
         raise ConfigError(
             "invalid configuration: PUSHCORE_DB_POOL_MIN exceeds PUSHCORE_DB_POOL_MAX"
+        )
+    if s.lease_seconds <= s.send_timeout_seconds:
+        raise ConfigError(
+            "invalid configuration: PUSHCORE_LEASE_SECONDS must exceed "
+            "PUSHCORE_SEND_TIMEOUT_SECONDS (a batch still sending would be handed out again)"
         )

@@ -73,6 +73,7 @@ class Route:
     tag: str = ""
     query: tuple[str, ...] = ()  # query parameters, documented as optional strings
     also: tuple[int, ...] = ()  # other success statuses (e.g. 200 for an upsert's update)
+    max_body: int = 64 * 1024  # larger bodies are refused with 413
 
 
 async def _authenticate(
@@ -129,10 +130,20 @@ def _decode(route: Route, raw: bytes) -> Any:
         raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
 
 
+async def _read(request: web.Request, limit: int) -> bytes:
+    too_large = ApiError(413, "body_too_large", f"the body exceeds {limit} bytes")
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
+    raw = await request.read()  # bounded by the application's client_max_size as well
+    if len(raw) > limit:
+        raise too_large
+    return raw
+
+
 def _wrap(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handle(request: web.Request) -> web.StreamResponse:
         app, secret_hash = await _authenticate(route, request)
-        body = _decode(route, await request.read()) if route.body is not None else None
+        body = _decode(route, await _read(request, route.max_body)) if route.body else None
         reply = await route.handler(Call(request, body, app, secret_hash))
         if reply.body is None:
             return web.Response(status=reply.status)

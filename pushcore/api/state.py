@@ -7,7 +7,9 @@ from aiohttp import web
 from pushcore.api.auth import ServerKeyCache
 from pushcore.config import Settings
 from pushcore.db.pool import Pool
+from pushcore.fanout.queue import Enqueuer
 
 SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", Pool)
 SERVER_KEYS = web.AppKey("server_keys", ServerKeyCache)
+ENQUEUER = web.AppKey("enqueuer", Enqueuer)

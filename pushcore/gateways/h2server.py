@@ -98,7 +98,9 @@ class H2Server:
             return
         self._server.close()
         for conn in list(self.connections):
-            conn.shutdown()
+            # abort, not close: a TLS close waits for the peer's close_notify, which a
+            # client that keeps its connection (a worker still running) never sends
+            conn.shutdown(abort=True)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._server.wait_closed(), timeout)
         self._server = None
@@ -300,14 +302,14 @@ class _Connection(asyncio.Protocol):
         if data:
             self.transport.write(data)
 
-    def shutdown(self, code: int = h2.errors.ErrorCodes.NO_ERROR) -> None:
+    def shutdown(self, code: int = h2.errors.ErrorCodes.NO_ERROR, *, abort: bool = False) -> None:
         """GOAWAY (no stream processed beyond what was answered) and close."""
         if self.transport is None:
             return
         with contextlib.suppress(h2.exceptions.ProtocolError):
             self.h2.close_connection(code)
         self._flush()
-        self._close_transport()
+        self._close_transport(abort=abort)
 
     def _close_transport(self, *, abort: bool = False) -> None:
         # Forgetting the transport makes every later write a no-op; connection_lost (called

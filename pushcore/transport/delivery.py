@@ -5,7 +5,7 @@ batch.  It fetches the provider's authorization when needed (FCM's OAuth token t
 the same transport), sends every request of the batch concurrently (the transport bounds
 what is in flight), classifies the answers, and when a provider says its authorization
 went stale (APNs ExpiredProviderToken, FCM UNAUTHENTICATED) renews it once and sends those
-registrations once more before reporting.
+registrations once more before reporting; refused again, they are a sender error.
 """
 
 from __future__ import annotations
@@ -54,7 +54,13 @@ async def deliver(
             provider, transport, rendered, [registrations[i] for i in stale], deadline
         )
         for i, result in zip(stale, again, strict=True):
-            results[i] = result
+            # refused again with a fresh authorization: the key itself is wrong or revoked
+            # (APNs InvalidProviderToken), which no amount of retrying will fix
+            results[i] = (
+                Result(Outcome.SENDER_ERROR, result.reason, status=result.status)
+                if result.refresh_auth
+                else result
+            )
     return results
 
 

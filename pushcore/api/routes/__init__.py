@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from pushcore.api.routes import apps, health, installations, users
+from pushcore.api.routes import apps, health, installations, messages, users
 from pushcore.api.routing import Route
 
-ROUTES: list[Route] = [*health.ROUTES, *apps.ROUTES, *installations.ROUTES, *users.ROUTES]
+ROUTES: list[Route] = [
+    *health.ROUTES,
+    *apps.ROUTES,
+    *installations.ROUTES,
+    *users.ROUTES,
+    *messages.ROUTES,
+]

@@ -1,0 +1,179 @@
+"""Server-side message routes: send, show, list, cancel."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from msgspec import Struct
+
+from pushcore.api.errors import ApiError, invalid, not_found
+from pushcore.api.routing import Call, Reply, Route
+from pushcore.api.state import ENQUEUER, POOL, SETTINGS
+from pushcore.db import apps as app_queries
+from pushcore.db import messages as queries
+from pushcore.db.pool import Record
+from pushcore.fanout.errors import InvalidSend
+from pushcore.fanout.request import SendRequest
+from pushcore.fanout.submit import submit
+
+MAX_LIST = 100
+# A send may carry 100,000 ids; the other routes keep the 64 KiB bound.
+MAX_SEND_BODY = 8 * 1024 * 1024
+
+
+class Counts(Struct, kw_only=True):
+    targeted: int
+    delivered: int
+    invalid_removed: int
+    failed: int
+    retrying: int
+    pending: int
+    opened: int
+
+
+class MessageOut(Struct, kw_only=True):
+    message_id: uuid.UUID
+    status: str
+    counts: Counts
+    failure_reasons: dict[str, int]
+    errors: list[str]
+    platforms: list[str]
+    created_at: dt.datetime
+    send_at: dt.datetime | None
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+
+
+class MessageList(Struct, kw_only=True):
+    messages: list[MessageOut]
+
+
+def message_out(row: Record) -> MessageOut:
+    done = row["delivered"] + row["invalid_removed"] + row["failed"] + row["retrying"]
+    return MessageOut(
+        message_id=row["public_id"],
+        status=row["status"],
+        counts=Counts(
+            targeted=row["targeted"],
+            delivered=row["delivered"],
+            invalid_removed=row["invalid_removed"],
+            failed=row["failed"],
+            retrying=row["retrying"],
+            pending=row["targeted"] - done,
+            opened=row["opened"],
+        ),
+        failure_reasons=row["failure_reasons"],
+        errors=row["errors"],
+        platforms=row["platforms"],
+        created_at=row["created_at"],
+        send_at=row["send_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+    )
+
+
+def _message_id(call: Call) -> uuid.UUID:
+    try:
+        return uuid.UUID(call.param("message_id"))
+    except ValueError:
+        raise not_found("message") from None
+
+
+async def send(call: Call) -> Reply:
+    body: SendRequest = call.body
+    app = call.request.app
+    row = await app_queries.get_app(app[POOL], call.server_app().code)
+    if row is None:
+        raise not_found("app")
+    try:
+        message, created = await submit(app[POOL], app[SETTINGS], row, body, app[ENQUEUER].plan)
+    except InvalidSend as exc:
+        raise invalid(exc.field, exc.message) from None
+    return Reply(202 if created else 200, message_out(message))
+
+
+async def show(call: Call) -> Reply:
+    row = await queries.get(call.request.app[POOL], call.server_app().id, _message_id(call))
+    if row is None:
+        raise not_found("message")
+    return Reply(200, message_out(row))
+
+
+async def listing(call: Call) -> Reply:
+    query = call.request.query
+    try:
+        limit = int(query.get("limit", "20"))
+    except ValueError:
+        raise ApiError(422, "invalid_field", "limit must be an integer", "limit") from None
+    if not 1 <= limit <= MAX_LIST:
+        raise ApiError(422, "invalid_field", f"limit must be 1 to {MAX_LIST}", "limit")
+    before: Any = query.get("before")
+    if before is not None:
+        try:
+            before = uuid.UUID(before)
+        except ValueError:
+            raise ApiError(422, "invalid_field", "before must be a message_id", "before") from None
+    rows = await queries.recent(
+        call.request.app[POOL], call.server_app().id, limit=limit, before=before
+    )
+    return Reply(200, MessageList(messages=[message_out(r) for r in rows]))
+
+
+async def cancel(call: Call) -> Reply:
+    row = await queries.cancel(call.request.app[POOL], call.server_app().id, _message_id(call))
+    if row is None:
+        raise not_found("message")
+    return Reply(200, message_out(row))
+
+
+MESSAGES = "/v1/apps/{app_code}/messages"
+ROUTES = [
+    Route(
+        "POST",
+        MESSAGES,
+        send,
+        "server",
+        "Send a notification to a target (202); the same "
+        "idempotency_key within 24 h returns the first message (200)",
+        body=SendRequest,
+        response=MessageOut,
+        status=202,
+        also=(200,),
+        errors=(401, 404, 413, 422),
+        tag="messages",
+        max_body=MAX_SEND_BODY,
+    ),
+    Route(
+        "GET",
+        MESSAGES,
+        listing,
+        "server",
+        "Recent messages, newest first",
+        response=MessageList,
+        errors=(401, 404, 422),
+        tag="messages",
+        query=("limit", "before"),
+    ),
+    Route(
+        "GET",
+        MESSAGES + "/{message_id}",
+        show,
+        "server",
+        "A message's status and counts",
+        response=MessageOut,
+        errors=(401, 404),
+        tag="messages",
+    ),
+    Route(
+        "DELETE",
+        MESSAGES + "/{message_id}",
+        cancel,
+        "server",
+        "Cancel: batches not yet sent are not sent",
+        response=MessageOut,
+        errors=(401, 404),
+        tag="messages",
+    ),
+]

@@ -1,0 +1,143 @@
+"""Queries on messages from the API: create (idempotent), show, list, cancel."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from pushcore.db.pool import Pool, Record
+
+IDEMPOTENCY_HOURS = 24
+
+COLUMNS = """
+    m.id, m.public_id, m.status, m.targeted, m.delivered, m.invalid_removed, m.failed,
+    m.retrying, m.opened, m.failure_reasons, m.errors, m.created_at, m.started_at,
+    m.finished_at, m.send_at, m.platforms
+"""
+
+
+async def create(
+    pool: Pool,
+    *,
+    app_id: int,
+    request: dict[str, Any],
+    notification: dict[str, Any],
+    platforms: list[str],
+    primary_only: bool,
+    send_at: dt.datetime | None,
+    ttl_seconds: int | None,
+    idempotency_key: str | None,
+) -> tuple[Record, bool]:
+    """Insert the message; with an idempotency key seen in the last 24 hours, return that
+    message instead (``created`` False).  Keys older than 24 hours are released first."""
+    async with pool.acquire() as conn, conn.transaction():
+        if idempotency_key is not None:
+            await conn.execute(
+                """
+                UPDATE messages SET idempotency_key = NULL
+                WHERE app_id = $1 AND idempotency_key = $2
+                  AND created_at < now() - make_interval(hours => $3)
+                """,
+                app_id,
+                idempotency_key,
+                IDEMPOTENCY_HOURS,
+            )
+        row = await conn.fetchrow(
+            f"""
+            INSERT INTO messages AS m (app_id, status, request, notification, platforms,
+                                       primary_only, send_at, expires_at, idempotency_key)
+            VALUES ($1, CASE WHEN $6::timestamptz > now() THEN 'scheduled' ELSE 'queued' END,
+                    $2, $3, $4, $5, $6,
+                    coalesce($6, now()) + make_interval(secs => $7::double precision), $8)
+            ON CONFLICT (app_id, idempotency_key) WHERE idempotency_key IS NOT NULL
+                DO NOTHING
+            RETURNING {COLUMNS}
+            """,
+            app_id,
+            request,
+            notification,
+            platforms,
+            primary_only,
+            send_at,
+            ttl_seconds,
+            idempotency_key,
+        )
+        if row is not None:
+            return row, True
+        existing = await conn.fetchrow(
+            f"SELECT {COLUMNS} FROM messages m WHERE m.app_id = $1 AND m.idempotency_key = $2",
+            app_id,
+            idempotency_key,
+        )
+        assert existing is not None  # the conflict says it exists; the lock keeps it
+        return existing, False
+
+
+async def get(pool: Pool, app_id: int, public_id: uuid.UUID) -> Record | None:
+    row: Record | None = await pool.fetchrow(
+        f"SELECT {COLUMNS} FROM messages m WHERE m.app_id = $1 AND m.public_id = $2",
+        app_id,
+        public_id,
+    )
+    return row
+
+
+async def recent(pool: Pool, app_id: int, *, limit: int, before: uuid.UUID | None) -> list[Record]:
+    rows: list[Record] = await pool.fetch(
+        f"""
+        SELECT {COLUMNS} FROM messages m
+        WHERE m.app_id = $1
+          AND ($3::uuid IS NULL OR m.id < (SELECT b.id FROM messages b
+                                          WHERE b.app_id = $1 AND b.public_id = $3))
+        ORDER BY m.id DESC LIMIT $2
+        """,
+        app_id,
+        limit,
+        before,
+    )
+    return rows
+
+
+async def cancel(pool: Pool, app_id: int, public_id: uuid.UUID) -> Record | None:
+    """Cancel: batches still queued are closed as failed (reason ``cancelled``) in the same
+    statement; batches being sent finish normally; the planner stops at its next step.
+    Cancelling a finished message changes nothing.  None when there is no such message."""
+    row: Record | None = await pool.fetchrow(
+        f"""
+        WITH target AS (
+            SELECT id FROM messages
+            WHERE app_id = $1 AND public_id = $2
+              AND status IN ('scheduled', 'queued', 'sending')
+            FOR UPDATE
+        ), closed AS (
+            UPDATE batches b SET state = 'done', failed = cardinality(b.installation_ids),
+                finished_at = now()
+            FROM target WHERE b.message_id = target.id AND b.state = 'queued'
+            RETURNING cardinality(b.installation_ids) AS n, b.attempt
+        ), totals AS (
+            SELECT coalesce(sum(n), 0) AS n,
+                   coalesce(sum(n) FILTER (WHERE attempt > 0), 0) AS retrying,
+                   count(*) AS batches
+            FROM closed
+        ), m AS (
+            UPDATE messages m SET
+                status = 'cancelled',
+                finished_at = now(),
+                failed = m.failed + totals.n,
+                retrying = m.retrying - totals.retrying,
+                open_batches = m.open_batches - totals.batches,
+                failure_reasons = add_counts(m.failure_reasons,
+                                             jsonb_build_object('cancelled', totals.n))
+            FROM target, totals WHERE m.id = target.id
+            RETURNING m.*
+        )
+        SELECT {COLUMNS} FROM m
+        UNION ALL
+        SELECT {COLUMNS} FROM messages m
+        WHERE m.app_id = $1 AND m.public_id = $2 AND NOT EXISTS (SELECT 1 FROM target)
+        """,
+        app_id,
+        public_id,
+    )
+    return row

@@ -1,0 +1,61 @@
+"""The reaper's statements: what the ledger says is stuck, handed out again."""
+
+from __future__ import annotations
+
+from pushcore.db.pool import Pool, Record
+
+# pg_try_advisory_lock key: only one reaper at a time across all worker processes/hosts.
+REAPER_LOCK = 0x70757368  # "push"
+
+
+async def stuck_batches(pool: Pool, requeue_after: float, limit: int) -> list[Record]:
+    """Batches to enqueue again: a lease that expired (the worker died or hung), or queued
+    and due but not picked up for ``requeue_after`` seconds (its broker message was lost:
+    a flushed Redis, a failed enqueue).  Marks them re-enqueued now, so each is handed out
+    once per period."""
+    rows: list[Record] = await pool.fetch(
+        """
+        WITH stuck AS (
+            SELECT id FROM batches
+            WHERE state = 'sending' AND lease_until < now()
+            UNION
+            SELECT id FROM batches
+            WHERE state = 'queued'
+              AND enqueued_at < now() - make_interval(secs => $1)
+              AND (not_before IS NULL OR not_before < now() - make_interval(secs => $1))
+            LIMIT $2
+        )
+        UPDATE batches b SET enqueued_at = now(),
+            state = CASE WHEN b.state = 'sending' THEN 'queued' ELSE b.state END
+        FROM stuck WHERE b.id = stuck.id
+        RETURNING b.id, b.platform
+        """,
+        requeue_after,
+        limit,
+    )
+    return rows
+
+
+async def stuck_messages(pool: Pool, requeue_after: float, limit: int) -> list[int]:
+    """Messages whose planning must (re)start: scheduled ones now due, and unplanned ones
+    whose plan job was lost or whose planner died (lease expired)."""
+    rows = await pool.fetch(
+        """
+        UPDATE messages m SET status = CASE WHEN m.status = 'scheduled' THEN 'queued'
+                                            ELSE m.status END
+        WHERE m.id IN (
+            SELECT id FROM messages
+            WHERE NOT planned AND status IN ('scheduled', 'queued', 'sending')
+              AND (send_at IS NULL OR send_at <= now())
+              AND (status = 'scheduled'
+                   OR (plan_lease_until IS NULL
+                       AND created_at < now() - make_interval(secs => $1))
+                   OR plan_lease_until < now())
+            LIMIT $2
+        )
+        RETURNING m.id
+        """,
+        requeue_after,
+        limit,
+    )
+    return [int(r["id"]) for r in rows]

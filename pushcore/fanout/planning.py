@@ -1,0 +1,146 @@
+"""The planner: a message's audience becomes batches in the ledger, page by page.
+
+``all`` and ``tags`` targets are keyset scans of the app's installations, one platform
+after the other; list targets (users, emails, phones, installations) are resolved in
+chunks of :data:`LIST_CHUNK` values with ``= ANY``.  Each page is one statement (see
+``pushcore.db.planning``) followed by one enqueue of its batches; memory stays bounded by
+the page size whatever the audience.  A crash resumes from the stored cursor: the batches a
+crashed planner wrote but did not enqueue are picked up by the reaper.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+
+from pushcore.config import Settings
+from pushcore.db import planning as queries
+from pushcore.db.pool import Pool
+from pushcore.fanout.queue import BatchJob, Enqueuer
+from pushcore.fanout.request import PLATFORMS
+from pushcore.fanout.targets import Target, TargetKind
+
+log = logging.getLogger(__name__)
+
+LIST_CHUNK = 5_000
+
+
+def _list_values(kind: TargetKind, target: Target) -> list[str]:
+    values: list[Any] = getattr(target, kind.value)
+    if kind is TargetKind.EMAILS:
+        values = [v.lower() for v in values]
+    # de-duplicate, keep order (a repeated id must not count twice)
+    return list(dict.fromkeys(str(v) for v in values))
+
+
+async def plan(pool: Pool, settings: Settings, enqueuer: Enqueuer, message_id: int) -> str | None:
+    """Plan the message if it is due and nobody else is planning it; return its status
+    afterwards, or None when there was nothing to do."""
+    claimed = await queries.claim(pool, message_id, settings.lease_seconds)
+    if claimed is None:
+        return None
+    request = claimed["request"]
+    target = msgspec.convert(request["target"], Target)
+    kind = target.kind()
+    platforms: list[str] = [p for p in PLATFORMS if p in claimed["platforms"]]
+    common: dict[str, Any] = {
+        "message_id": message_id,
+        "claim": claimed["plan_claims"],
+        "app_id": claimed["app_id"],
+        "batch_size": settings.batch_size,
+        "primary_only": claimed["primary_only"],
+    }
+    cursor = claimed["plan_cursor"]
+    if kind in (TargetKind.ALL, TargetKind.TAGS):
+        owned = await _plan_keyset(
+            pool,
+            settings=settings,
+            enqueuer=enqueuer,
+            target=target,
+            platforms=platforms,
+            cursor=cursor,
+            common=common,
+        )
+    else:
+        owned = await _plan_list(
+            pool,
+            enqueuer=enqueuer,
+            kind=kind,
+            target=target,
+            platforms=platforms,
+            cursor=cursor,
+            common=common,
+        )
+    if not owned:
+        log.info("message %d: planning taken over or stopped", message_id)
+        return None
+    done = await queries.finish(pool, message_id, common["claim"])
+    return str(done["status"]) if done else None
+
+
+async def _plan_keyset(
+    pool: Pool,
+    *,
+    settings: Settings,
+    enqueuer: Enqueuer,
+    target: Target,
+    platforms: list[str],
+    cursor: dict[str, Any],
+    common: dict[str, Any],
+) -> bool:
+    limit = settings.batch_size * settings.plan_batches_per_statement
+    start = platforms.index(cursor["platform"]) if cursor.get("platform") in platforms else 0
+    for index, platform in enumerate(platforms[start:], start):
+        after = int(cursor.get("after", 0)) if index == start else 0
+        while True:
+            row = await queries.keyset_page(
+                pool,
+                platform=platform,
+                after=after,
+                limit=limit,
+                tags=target.tags,
+                match_all=target.match == "all",
+                cursor={"platform": platform},
+                **common,
+            )
+            if not row["owned"]:
+                return False
+            await _enqueue(enqueuer, row)
+            if row["seen"] < limit:
+                break
+            after = row["last_id"]
+    return True
+
+
+async def _plan_list(
+    pool: Pool,
+    *,
+    enqueuer: Enqueuer,
+    kind: TargetKind,
+    target: Target,
+    platforms: list[str],
+    cursor: dict[str, Any],
+    common: dict[str, Any],
+) -> bool:
+    values = _list_values(kind, target)
+    start = int(cursor.get("chunk", 0))
+    for index in range(start, (len(values) + LIST_CHUNK - 1) // LIST_CHUNK):
+        row = await queries.list_page(
+            pool,
+            kind=kind.value,
+            chunk=values[index * LIST_CHUNK : (index + 1) * LIST_CHUNK],
+            platforms=platforms,
+            cursor={"chunk": index + 1},
+            **common,
+        )
+        if not row["owned"]:
+            return False
+        await _enqueue(enqueuer, row)
+    return True
+
+
+async def _enqueue(enqueuer: Enqueuer, row: Any) -> None:
+    jobs = [BatchJob(b, p) for b, p in zip(row["batch_ids"], row["platforms"], strict=True)]
+    await enqueuer.batches(jobs)

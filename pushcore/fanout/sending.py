@@ -1,0 +1,199 @@
+"""One batch: claim it, deliver it, write the results back.  Two SQL statements per batch.
+
+Outcomes map to the ledger as follows: delivered → ``delivered``; invalid → the
+registration is deleted (``invalid_removed``); retry → a smaller retry batch after back-off
+(``retrying``), or ``failed`` once PUSHCORE_MAX_ATTEMPTS is reached; permanent → ``failed``;
+sender error → the message stops as ``failed`` with the error, and nothing is deleted.
+Registrations deleted or disabled since planning count as ``failed`` (reason ``gone``).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import msgspec
+
+from pushcore.config import Settings
+from pushcore.db import batches as queries
+from pushcore.db.pool import Pool, Record
+from pushcore.fanout import metrics
+from pushcore.fanout.backoff import retry_delay
+from pushcore.fanout.providers import ProviderCache
+from pushcore.fanout.queue import BatchJob, Enqueuer
+from pushcore.providers.base import Outcome, Provider, Registration, Result
+from pushcore.providers.errors import AuthError, ProviderError
+from pushcore.providers.notification import Notification
+from pushcore.transport.base import Transport
+from pushcore.transport.delivery import deliver
+
+log = logging.getLogger(__name__)
+
+RENDER_CACHE = 64  # messages whose rendered payloads a process keeps
+
+
+class Transports(Protocol):
+    """The transport to use for an app's platform (one shared, or one per APNs
+    certificate)."""
+
+    def for_batch(self, platform: str, app_id: int, provider: Provider[Any]) -> Transport: ...
+
+
+@dataclass
+class SendContext:
+    """Process-wide resources of a send worker, created on its event loop."""
+
+    pool: Pool
+    settings: Settings
+    transports: Transports
+    enqueuer: Enqueuer
+    providers: ProviderCache
+    rng: random.Random = field(default_factory=random.Random)
+    rendered: OrderedDict[tuple[int, str], Any] = field(default_factory=OrderedDict)
+
+
+@dataclass
+class Tally:
+    delivered: int = 0
+    failed: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+    invalid_ids: list[int] = field(default_factory=list)
+    invalid_tokens: list[str] = field(default_factory=list)
+    retry_ids: list[int] = field(default_factory=list)
+    retry_after: float | None = None
+    sender_error: str | None = None
+
+    def fail(self, reason: str, n: int = 1) -> None:
+        if n:
+            self.failed += n
+            self.reasons[reason] += n
+
+
+async def send_batch(ctx: SendContext, batch_id: int) -> str | None:
+    """Process one batch message; return the message's status after it, or None when the
+    batch was not ours to send (finished, held by another worker, not yet due)."""
+    started = time.monotonic()
+    row = await queries.claim(ctx.pool, batch_id, ctx.settings.lease_seconds)
+    if row is None:
+        return None
+    tally = Tally()
+    tally.fail("gone", row["size"] - len(row["ids"]))
+    platform = row["platform"]
+    if row["status"] not in ("queued", "sending"):
+        tally.fail(f"message_{row['status']}", len(row["ids"]))
+    elif row["expired"]:
+        tally.fail("expired", len(row["ids"]))
+    elif row["ids"]:
+        await _deliver(ctx, row, tally)
+    delay = 0.0
+    if tally.retry_ids:
+        delay = retry_delay(
+            row["attempt"],
+            base=ctx.settings.retry_base_seconds,
+            cap=ctx.settings.retry_max_seconds,
+            retry_after=tally.retry_after,
+            rng=ctx.rng,
+        )
+    done = await queries.finish(
+        ctx.pool,
+        batch_id=batch_id,
+        claim=row["claims"],
+        delivered=tally.delivered,
+        failed=tally.failed,
+        reasons=dict(tally.reasons),
+        invalid_ids=tally.invalid_ids,
+        invalid_tokens=tally.invalid_tokens,
+        retry_ids=tally.retry_ids,
+        retry_delay=delay,
+        sender_error=tally.sender_error,
+    )
+    metrics.BATCH_SECONDS.labels(platform).observe(time.monotonic() - started)
+    if done is None:
+        log.warning("batch %d: lease lost before the results were written", batch_id)
+        return None
+    metrics.record(platform, tally.delivered, int(done["deleted"]), tally.reasons)
+    if done["retry_id"] is not None:
+        await ctx.enqueuer.batches([BatchJob(done["retry_id"], done["retry_platform"], delay)])
+    return str(done["status"])
+
+
+def _rendered(ctx: SendContext, row: Record, provider: Provider[Any]) -> Any:
+    key = (row["message_id"], row["platform"])
+    cached = ctx.rendered.get(key)
+    if cached is None:
+        notification = msgspec.convert(row["notification"], Notification)
+        cached = provider.render(notification)
+        ctx.rendered[key] = cached
+        if len(ctx.rendered) > RENDER_CACHE:
+            ctx.rendered.popitem(last=False)
+    return cached
+
+
+async def _deliver(ctx: SendContext, row: Record, tally: Tally) -> None:
+    platform = row["platform"]
+    ids: list[int] = row["ids"]
+    tokens: list[str] = row["tokens"]
+    try:
+        provider = ctx.providers.get(
+            row["app_id"], platform, row["app_version"], row["credentials"]
+        )
+        rendered = _rendered(ctx, row, provider)
+    except (ProviderError, msgspec.ValidationError) as exc:
+        # credentials removed or unusable, or a payload the API should have refused
+        tally.sender_error = f"{platform}: {exc}"
+        tally.fail("sender_error", len(ids))
+        return
+    registrations = [
+        Registration(installation_id=i, token=t, p256dh=k, auth=a)
+        for i, t, k, a in zip(ids, tokens, row["p256dh"], row["auth"], strict=True)
+    ]
+    transport = ctx.transports.for_batch(platform, row["app_id"], provider)
+    try:
+        results = await deliver(
+            provider,
+            transport,
+            rendered,
+            registrations,
+            timeout=ctx.settings.send_timeout_seconds,
+        )
+    except AuthError as exc:
+        if exc.retryable:
+            results = [Result(Outcome.RETRY, "auth_unavailable")] * len(ids)
+        else:
+            tally.sender_error = f"{provider.name}: {exc}"
+            tally.fail("sender_error", len(ids))
+            return
+    last_attempt = row["attempt"] + 1 >= ctx.settings.max_attempts
+    for reg, result in zip(registrations, results, strict=True):
+        _count(tally, reg, result, last_attempt, provider.name)
+    if tally.sender_error is not None:
+        # a sender error deletes nothing and retries nothing: the message stops
+        tally.fail("sender_error", len(tally.invalid_ids) + len(tally.retry_ids))
+        tally.invalid_ids.clear()
+        tally.invalid_tokens.clear()
+        tally.retry_ids.clear()
+
+
+def _count(tally: Tally, reg: Registration, result: Result, last: bool, name: str) -> None:
+    outcome = result.outcome
+    if outcome is Outcome.DELIVERED:
+        tally.delivered += 1
+    elif outcome is Outcome.INVALID:
+        tally.invalid_ids.append(reg.installation_id)
+        tally.invalid_tokens.append(reg.token)
+    elif outcome is Outcome.RETRY:
+        if last:
+            tally.fail(f"retries_exhausted:{result.reason}")
+        else:
+            tally.retry_ids.append(reg.installation_id)
+            if result.retry_after is not None:
+                tally.retry_after = max(tally.retry_after or 0.0, result.retry_after)
+    elif outcome is Outcome.SENDER_ERROR:
+        tally.sender_error = f"{name}: {result.reason} (HTTP {result.status})"
+        tally.fail(f"sender_error:{result.reason}")
+    else:
+        tally.fail(result.reason)

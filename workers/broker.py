@@ -1,0 +1,48 @@
+"""The Dramatiq broker, chosen by configuration: Redis (default) or RabbitMQ.
+
+Redis and RabbitMQ are transport only.  A message carries an id (a message's or a batch's),
+never tokens; PostgreSQL's ledger says what is left to do, and the reaper enqueues again
+whatever a lost broker message left behind, so neither Dramatiq's own Redis recovery nor
+RabbitMQ's redelivery is relied upon.
+
+uvloop: the AsyncIO middleware creates its event loop with ``asyncio.new_event_loop()``,
+which follows the event loop policy; setting uvloop's policy before the middleware starts
+makes every async actor run on uvloop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import dramatiq
+import uvloop
+from dramatiq.middleware import AsyncIO
+
+from pushcore.config import Settings
+
+QUEUES = (
+    "pushcore.plan",
+    "pushcore.apns",
+    "pushcore.fcm",
+    "pushcore.webpush",
+    "pushcore.maintenance",
+)
+
+# Dramatiq's own retries are off: the ledger and the reaper decide what is sent again.
+ACTOR_OPTIONS: dict[str, Any] = {"max_retries": 0, "time_limit": 15 * 60 * 1000}
+
+
+def make_broker(settings: Settings) -> dramatiq.Broker:
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    broker: dramatiq.Broker
+    if settings.broker == "rabbitmq":
+        from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
+        broker = RabbitmqBroker(url=settings.rabbitmq_url, confirm_delivery=True)
+    else:
+        from dramatiq.brokers.redis import RedisBroker
+
+        broker = RedisBroker(url=settings.redis_url)  # type: ignore[no-untyped-call]
+    broker.add_middleware(AsyncIO())
+    return broker

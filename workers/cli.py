@@ -1,0 +1,68 @@
+"""``pushcore worker``: Dramatiq workers for the fan-out queues."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any, NoReturn
+
+from workers.broker import QUEUES
+
+
+def _positive(raw: str) -> int:
+    try:
+        n = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {raw!r}") from None
+    if not 1 <= n <= 256:
+        raise argparse.ArgumentTypeError("between 1 and 256")
+    return n
+
+
+def _queues(raw: str) -> list[str]:
+    names = [q.strip() for q in raw.split(",") if q.strip()]
+    unknown = [q for q in names if q not in QUEUES]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown queue(s) {', '.join(unknown) or raw!r}; known: {', '.join(QUEUES)}"
+        )
+    return names
+
+
+def register(sub: Any) -> None:
+    cmd = sub.add_parser(
+        "worker",
+        help="run Dramatiq workers for the fan-out (all queues, or --queues)",
+        description="Each process runs one event loop; --threads is how many batches it "
+        "works on at once (the HTTP/2 concurrency is inside each batch). Give both "
+        "explicitly: the defaults never depend on the machine's CPU count.",
+    )
+    cmd.add_argument("--processes", type=_positive, default=1, help="worker processes (1)")
+    cmd.add_argument("--threads", type=_positive, default=4, help="batches per process (4)")
+    cmd.add_argument(
+        "--queues",
+        type=_queues,
+        default=list(QUEUES),
+        help=f"comma-separated subset of {','.join(QUEUES)}",
+    )
+    cmd.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> NoReturn:
+    from pushcore.config import load_settings
+
+    load_settings()  # refuse bad settings here, with exit code 2, before forking
+    argv = [
+        sys.executable,
+        "-m",
+        "dramatiq",
+        "workers.actors",
+        "--processes",
+        str(args.processes),
+        "--threads",
+        str(args.threads),
+        "--queues",
+        *args.queues,
+    ]
+    os.execv(sys.executable, argv)  # noqa: S606 (replace this process with dramatiq's)

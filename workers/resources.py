@@ -1,0 +1,133 @@
+"""Process-wide resources of a worker, created on Dramatiq's event loop.
+
+The AsyncIO middleware runs one event loop thread per worker process; the asyncpg pool and
+the HTTP/2 transports must live on that loop, so they are created in this middleware's
+``after_worker_boot`` (which runs after the AsyncIO middleware's, because it is added after
+it) and closed in ``before_worker_shutdown``.  The reaper runs as a task on the same loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import dramatiq
+from dramatiq.asyncio import get_event_loop_thread
+
+from pushcore.config import Settings
+from pushcore.db.pool import create_pool
+from pushcore.fanout import reaper
+from pushcore.fanout.providers import ProviderCache
+from pushcore.fanout.sending import SendContext
+from pushcore.providers.base import Provider
+from pushcore.transport.base import Transport
+from pushcore.transport.curl import CurlTransport
+from workers.enqueue import DramatiqEnqueuer
+
+log = logging.getLogger(__name__)
+
+_context: SendContext | None = None
+
+
+def context() -> SendContext:
+    if _context is None:
+        raise RuntimeError("worker resources are not set up (not a worker process?)")
+    return _context
+
+
+class ProcessTransports:
+    """One shared transport for token-authenticated providers; APNs certificate auth needs
+    the app's client certificate on the connection, hence one transport per such app (or the
+    aioapns backend when configured)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._shared = self._curl()
+        self._per_app: dict[tuple[int, str], Transport] = {}
+
+    def _curl(self, cert: bytes | None = None, key: bytes | None = None) -> CurlTransport:
+        s = self._settings
+        return CurlTransport(
+            max_in_flight=s.max_in_flight,
+            max_connections_per_origin=s.connections_per_origin,
+            ca_file=s.ca_file,
+            client_cert_pem=cert,
+            client_key_pem=key,
+        )
+
+    def for_batch(self, platform: str, app_id: int, provider: Provider[Any]) -> Transport:
+        if platform != "ios":
+            return self._shared
+        credentials = getattr(provider, "credentials", None)
+        use_aioapns = self._settings.apns_backend == "aioapns"
+        if not use_aioapns and (credentials is None or credentials.certificate is None):
+            return self._shared
+        # one transport per app and credentials (a new certificate makes a new transport)
+        key = (app_id, str(hash(credentials)))
+        transport = self._per_app.get(key)
+        if transport is None:
+            transport = self._make_apns(credentials, provider)
+            self._per_app[key] = transport
+        return transport
+
+    def _make_apns(self, credentials: Any, provider: Any) -> Transport:
+        if self._settings.apns_backend == "aioapns":
+            from pushcore.transport.aioapns_backend import AioapnsTransport
+
+            transport: Transport = AioapnsTransport(
+                credentials,
+                origin=provider.origin,
+                ca_file=self._settings.ca_file,
+                connections=self._settings.connections_per_origin,
+                max_in_flight=self._settings.max_in_flight,
+            )
+            return transport
+        return self._curl(credentials.certificate.encode(), credentials.private_key.encode())
+
+    async def aclose(self) -> None:
+        for transport in (self._shared, *self._per_app.values()):
+            await transport.aclose()
+
+
+class WorkerResources(dramatiq.Middleware):
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._reaper: asyncio.Task[None] | None = None
+
+    def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        thread = get_event_loop_thread()
+        if thread is None:
+            raise RuntimeError("the AsyncIO middleware must come before WorkerResources")
+        thread.run_coroutine(self._start())
+
+    async def _start(self) -> None:
+        global _context  # noqa: PLW0603 (one context per worker process, by design)
+        pool = await create_pool(self.settings)
+        _context = SendContext(
+            pool=pool,
+            settings=self.settings,
+            transports=ProcessTransports(self.settings),
+            enqueuer=DramatiqEnqueuer(),
+            providers=ProviderCache(self.settings),
+        )
+        self._reaper = asyncio.get_running_loop().create_task(
+            reaper.run(pool, self.settings, _context.enqueuer)
+        )
+        log.info("worker resources ready")
+
+    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        thread = get_event_loop_thread()
+        if thread is not None and _context is not None:
+            thread.run_coroutine(self._stop())
+
+    async def _stop(self) -> None:
+        global _context  # noqa: PLW0603
+        if self._reaper is not None:
+            self._reaper.cancel()
+        if _context is not None:
+            transports = _context.transports
+            if isinstance(transports, ProcessTransports):
+                await transports.aclose()
+            await _context.pool.close()
+            _context = None
