@@ -71,7 +71,7 @@ def test_config_masks_secrets() -> None:
 
 
 def test_demo_runs_the_registry_flow(database_url: str) -> None:
-    out = run("demo", env={"PUSHCORE_DATABASE_URL": database_url})
+    out = run("demo", "--registry-only", env={"PUSHCORE_DATABASE_URL": database_url})
     assert out.returncode == 0, out.stderr
     assert "demo: registry flow complete" in out.stdout
     assert "-> 500" not in out.stdout

@@ -72,7 +72,8 @@ class ProcessTransports:
         return transport
 
     def _make_apns(self, credentials: Any, provider: Any) -> Transport:
-        if self._settings.apns_backend == "aioapns":
+        # aioapns has no certificate auth: such apps always go through libcurl
+        if self._settings.apns_backend == "aioapns" and credentials.certificate is None:
             from pushcore.transport.aioapns_backend import AioapnsTransport
 
             transport: Transport = AioapnsTransport(
@@ -81,6 +82,7 @@ class ProcessTransports:
                 ca_file=self._settings.ca_file,
                 connections=self._settings.connections_per_origin,
                 max_in_flight=self._settings.max_in_flight,
+                signer=provider.signer,  # one JWT per process, not one per connection
             )
             return transport
         return self._curl(credentials.certificate.encode(), credentials.private_key.encode())

@@ -120,7 +120,9 @@ class Worker:
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
-        os.killpg(self.proc.pid, signal.SIGTERM)
+        # to the main process only: Dramatiq forwards it to its workers, and a second
+        # SIGTERM arriving at a worker makes it kill itself instead of shutting down
+        self.proc.send_signal(signal.SIGTERM)
         try:
             self.proc.wait(20)
         except subprocess.TimeoutExpired:

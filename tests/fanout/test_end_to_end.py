@@ -265,3 +265,26 @@ async def test_killed_worker_and_flushed_redis_still_answer_everyone(
             assert not await c.exists(d)
         for w in worker_factory:
             w.stop()
+
+
+def test_demo_campaign_runs_green(database_url: str) -> None:
+    """``make demo``'s main job at a small size: processes, campaign and its own check."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PUSHCORE_")}
+    env["PUSHCORE_DATABASE_URL"] = database_url
+    from tests.fanout.conftest import REDIS_URL
+
+    env["PUSHCORE_REDIS_URL"] = REDIS_URL
+    out = subprocess.run(
+        [sys.executable, "-m", "pushcore", "demo", "--devices", "3000", "--processes", "1"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=env,
+        check=False,
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "check: every live registration delivered exactly once" in out.stdout

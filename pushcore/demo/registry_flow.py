@@ -1,4 +1,4 @@
-"""``pushcore demo``: the registry flow, end to end, against a live local API.
+"""``pushcore demo --registry-only``: the registry flow, end to end, against a live local API.
 
 It serves the real API (uvloop, the configured PostgreSQL) on a free loopback port and walks
 through what an app and a company backend do: create an app, register an iPhone, an Android
@@ -9,8 +9,8 @@ erase the user.  Every step is an HTTP call; the output shows each answer.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
+import dataclasses
 import secrets
 import socket
 from typing import Any
@@ -18,22 +18,14 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from pushcore.config import Settings, load_settings
+from pushcore.config import Settings
 
 
-def register(sub: Any) -> None:
-    cmd = sub.add_parser(
-        "demo", help="run the registry flow end to end against a local API and print it"
-    )
-    cmd.set_defaults(handler=_demo)
-
-
-def _demo(args: argparse.Namespace) -> int:
+def run(settings: Settings) -> int:
     import uvloop
 
-    settings = load_settings()
     if settings.admin_token is None:
-        settings = load_settings(admin_token="demo-" + secrets.token_urlsafe(24))
+        settings = dataclasses.replace(settings, admin_token="demo-" + secrets.token_urlsafe(24))
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(run_demo(settings))
     return 0

@@ -1,0 +1,53 @@
+"""``pushcore demo``: the main job, end to end, on this machine.
+
+By default a real campaign (``campaign.py``): simulators, API, workers, 100,000 simulated
+installations, a broadcast and a user-targeted primary-only message, checked against the
+simulators' counts.  ``--registry-only`` runs the registry flow alone (``registry_flow.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def _devices(raw: str) -> int:
+    try:
+        n = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {raw!r}") from None
+    if not 10 <= n <= 5_000_000:
+        raise argparse.ArgumentTypeError("between 10 and 5000000")
+    return n
+
+
+def register(sub: Any) -> None:
+    cmd = sub.add_parser(
+        "demo",
+        help="run a real campaign end to end against local provider simulators (or the "
+        "registry flow alone) and check it",
+    )
+    cmd.add_argument(
+        "--devices", type=_devices, default=100_000, help="simulated installations (default 100000)"
+    )
+    cmd.add_argument("--processes", type=int, default=2, help="worker processes (default 2)")
+    cmd.add_argument("--threads", type=int, default=4, help="batches per process (default 4)")
+    cmd.add_argument(
+        "--registry-only",
+        action="store_true",
+        help="only the registry flow (register, personalize, look up, erase)",
+    )
+    cmd.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pushcore.config import load_settings
+
+    settings = load_settings()
+    if args.registry_only:
+        from pushcore.demo import registry_flow
+
+        return registry_flow.run(settings)
+    from pushcore.demo import campaign
+
+    return campaign.run(settings, args.devices, args.processes, args.threads)
