@@ -7,8 +7,10 @@ per test session.
 
 from __future__ import annotations
 
+import hashlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -25,15 +27,18 @@ ADMIN_TOKEN = "test-admin-token-0123456789"
 BASE_URL = os.environ.get("PUSHCORE_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/pushcore")
 
 
+# Two checkouts testing on one machine at once must not share a database (or a Redis
+# database, see tests/fanout/conftest.py): both are named after the checkout's path.
+CHECKOUT = hashlib.sha256(str(Path(__file__).resolve().parent.parent).encode()).hexdigest()
+
+
 def _test_url() -> str:
     parts = urlsplit(BASE_URL)
-    name = (parts.path.lstrip("/") or "pushcore") + "_test"
+    name = (parts.path.lstrip("/") or "pushcore") + "_test_" + CHECKOUT[:8]
     return urlunsplit(parts._replace(path="/" + name))
 
 
-@pytest.fixture(scope="session")
-def database_url() -> str:
-    url = _test_url()
+def _drop(url: str) -> None:
     parts = urlsplit(url)
     admin = urlunsplit(parts._replace(path="/postgres"))
     with psycopg.connect(admin, autocommit=True) as conn:
@@ -42,8 +47,15 @@ def database_url() -> str:
                 sql.Identifier(parts.path.lstrip("/"))
             )
         )
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    url = _test_url()
+    _drop(url)
     apply_migrations(url)
-    return url
+    yield url
+    _drop(url)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ makes every async actor run on uvloop.
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 import dramatiq
@@ -45,4 +46,9 @@ def make_broker(settings: Settings) -> dramatiq.Broker:
 
         broker = RedisBroker(url=settings.redis_url)  # type: ignore[no-untyped-call]
     broker.add_middleware(AsyncIO())
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # set by `pushcore worker`: Dramatiq's exposition server aggregates all processes
+        from dramatiq.middleware.prometheus import Prometheus
+
+        broker.add_middleware(Prometheus())
     return broker

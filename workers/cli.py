@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 from typing import Any, NoReturn
 
 from workers.broker import QUEUES
@@ -46,6 +47,12 @@ def register(sub: Any) -> None:
         default=list(QUEUES),
         help=f"comma-separated subset of {','.join(QUEUES)}",
     )
+    cmd.add_argument(
+        "--metrics-port",
+        type=int,
+        default=9191,
+        help="port of the Prometheus exposition server (default 9191; 0: none)",
+    )
     cmd.set_defaults(handler=_run)
 
 
@@ -53,6 +60,14 @@ def _run(args: argparse.Namespace) -> NoReturn:
     from pushcore.config import load_settings
 
     load_settings()  # refuse bad settings here, with exit code 2, before forking
+    if args.metrics_port:
+        # Multi-process metrics: every process writes to this folder, Dramatiq's exposition
+        # server (a forked process) aggregates it.  A fresh folder per start, so counters
+        # restart at zero as Prometheus expects of a restarted target.
+        metrics_dir = tempfile.mkdtemp(prefix="pushcore-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        os.environ["dramatiq_prom_db"] = metrics_dir  # noqa: SIM112 (Dramatiq reads it so)
+        os.environ["dramatiq_prom_port"] = str(args.metrics_port)  # noqa: SIM112
     argv = [
         sys.executable,
         "-m",

@@ -114,9 +114,27 @@ class WorkerResources(dramatiq.Middleware):
             providers=ProviderCache(self.settings),
         )
         self._reaper = asyncio.get_running_loop().create_task(
-            reaper.run(pool, self.settings, _context.enqueuer)
+            reaper.run(pool, self.settings, _context.enqueuer, self._depths)
         )
         log.info("worker resources ready")
+
+    async def _depths(self) -> dict[str, int]:
+        """Waiting messages per queue (Redis lists; RabbitMQ: not sampled here, its own
+        exporter has queue lengths)."""
+        from workers.actors import broker
+        from workers.broker import QUEUES
+
+        client = getattr(broker, "client", None)
+        if client is None:
+            return {}
+
+        def lengths() -> dict[str, int]:
+            pipe = client.pipeline(transaction=False)
+            for queue in QUEUES:
+                pipe.llen(f"dramatiq:{queue}")
+            return dict(zip(QUEUES, (int(n) for n in pipe.execute()), strict=True))
+
+        return await asyncio.to_thread(lengths)
 
     def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         thread = get_event_loop_thread()

@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncpg
 from aiohttp import web
+from prometheus_client import Counter, Histogram
 
 from pushcore.api import openapi
 from pushcore.api.auth import ServerKeyCache
@@ -27,6 +29,18 @@ from pushcore.db.pool import create_pool
 from pushcore.fanout.queue import Enqueuer
 
 log = logging.getLogger(__name__)
+
+REQUESTS = Counter(
+    "pushcore_api_requests_total",
+    "API requests by route and status.",
+    ["method", "route", "status"],
+)
+LATENCY = Histogram(
+    "pushcore_api_request_seconds",
+    "API request latency by route.",
+    ["route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
 
 # The largest body any route takes (a send with 100,000 ids); each route checks its own
 # bound, 64 KiB for all others.
@@ -73,8 +87,23 @@ async def errors(
         return _error(ApiError(500, "internal", "internal error"))
 
 
+@web.middleware
+async def measured(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Requests by route and status, and their latency (route templates, never raw paths:
+    ids in paths would make the label set unbounded)."""
+    started = time.perf_counter()
+    response = await handler(request)
+    info = request.match_info.route.resource
+    route = info.canonical if info is not None else "unmatched"
+    REQUESTS.labels(request.method, route, str(response.status)).inc()
+    LATENCY.labels(route).observe(time.perf_counter() - started)
+    return response
+
+
 def make_app(settings: Settings, enqueuer: Enqueuer | None = None) -> web.Application:
-    app = web.Application(middlewares=[errors], client_max_size=MAX_BODY)
+    app = web.Application(middlewares=[measured, errors], client_max_size=MAX_BODY)
     app[SETTINGS] = settings
     app[SERVER_KEYS] = ServerKeyCache(settings.auth_cache_seconds)
     app[openapi.DOCUMENT] = openapi.build(ROUTES)

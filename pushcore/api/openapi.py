@@ -73,7 +73,9 @@ def build(routes: list[Route]) -> dict[str, Any]:
             }
         for status in (route.status, *route.also):
             response: dict[str, Any] = {"description": _REASONS[status]}
-            if route.response is not None:
+            if route.raw is not None:
+                response["content"] = {route.raw: {"schema": {"type": "string"}}}
+            elif route.response is not None:
                 schema = {"type": "object"} if route.response is dict else by_type[route.response]
                 response["content"] = {"application/json": {"schema": schema}}
             op["responses"][str(status)] = response

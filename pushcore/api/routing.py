@@ -26,6 +26,14 @@ Auth = Literal["public", "admin", "server", "admin_or_server", "device"]
 
 
 @dataclass(frozen=True, slots=True)
+class Raw:
+    """A body that is not JSON (the Prometheus exposition format)."""
+
+    body: bytes
+    content_type: str
+
+
+@dataclass(frozen=True, slots=True)
 class Reply:
     status: int
     body: Any = None  # a msgspec struct, or None for 204
@@ -74,6 +82,7 @@ class Route:
     query: tuple[str, ...] = ()  # query parameters, documented as optional strings
     also: tuple[int, ...] = ()  # other success statuses (e.g. 200 for an upsert's update)
     max_body: int = 64 * 1024  # larger bodies are refused with 413
+    raw: str | None = None  # content type of a non-JSON answer
 
 
 async def _authenticate(
@@ -147,6 +156,12 @@ def _wrap(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]
         reply = await route.handler(Call(request, body, app, secret_hash))
         if reply.body is None:
             return web.Response(status=reply.status)
+        if isinstance(reply.body, Raw):
+            return web.Response(
+                status=reply.status,
+                body=reply.body.body,
+                headers={"Content-Type": reply.body.content_type},
+            )
         return web.Response(
             status=reply.status,
             body=msgspec.json.encode(reply.body),

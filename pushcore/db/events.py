@@ -1,4 +1,7 @@
-"""Interaction reports from devices (delivered, opened, dismissed, session start, custom)."""
+"""Interaction reports from devices (delivered, opened, dismissed, session start, custom).
+
+``push.opened`` reports that name a message of the same app add to its ``opened`` count in
+the same statement; a message id of another app is stored but counts nowhere."""
 
 from __future__ import annotations
 
@@ -31,7 +34,14 @@ async def insert(
                    coalesce(e.attributes, '{}')
             FROM i, unnest($3::text[], $4::timestamptz[], $5::uuid[], $6::jsonb[])
                  AS e(name, at, message_id, attributes)
-            RETURNING 1
+            RETURNING message_id, name
+        ), opened AS (
+            -- reports count into their message's "opened" (at most once per report)
+            UPDATE messages m SET opened = m.opened + o.n
+            FROM (SELECT message_id, count(*) AS n FROM e
+                  WHERE name = 'push.opened' AND message_id IS NOT NULL
+                  GROUP BY message_id) o, i
+            WHERE m.public_id = o.message_id AND m.app_id = i.app_id
         )
         SELECT (SELECT count(*) FROM e) AS n FROM i
         """,

@@ -13,13 +13,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 import asyncpg
+from redis.exceptions import RedisError
 
 from pushcore.config import Settings
 from pushcore.db import reaping
 from pushcore.db.maintenance import prune_stale
 from pushcore.db.pool import Pool
+from pushcore.fanout import metrics
 from pushcore.fanout.queue import BatchJob, Enqueuer
 
 log = logging.getLogger(__name__)
@@ -41,8 +44,14 @@ async def reap_once(pool: Pool, settings: Settings, enqueuer: Enqueuer) -> tuple
     return len(batches), len(messages)
 
 
-async def run(pool: Pool, settings: Settings, enqueuer: Enqueuer) -> None:
-    """Reap forever (until cancelled); only the holder of the advisory lock works."""
+async def run(
+    pool: Pool,
+    settings: Settings,
+    enqueuer: Enqueuer,
+    depths: Callable[[], Awaitable[dict[str, int]]] | None = None,
+) -> None:
+    """Reap forever (until cancelled); only the holder of the advisory lock works (and
+    samples the gauges: queue depths, messages by status, certificate expiries)."""
     last_prune = 0.0
     while True:
         try:
@@ -51,6 +60,7 @@ async def run(pool: Pool, settings: Settings, enqueuer: Enqueuer) -> None:
                 if locked:
                     try:
                         await reap_once(pool, settings, enqueuer)
+                        await metrics.sample(pool, depths)
                         if time.monotonic() - last_prune > PRUNE_EVERY or last_prune == 0.0:
                             deleted = await prune_stale(pool, settings.stale_token_days)
                             last_prune = time.monotonic()
@@ -58,6 +68,12 @@ async def run(pool: Pool, settings: Settings, enqueuer: Enqueuer) -> None:
                                 log.info("pruned %d stale registrations", deleted)
                     finally:
                         await conn.execute("SELECT pg_advisory_unlock($1)", reaping.REAPER_LOCK)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        except (
+            OSError,
+            asyncpg.PostgresError,
+            asyncpg.InterfaceError,
+            TimeoutError,
+            RedisError,
+        ) as exc:
             log.warning("reaper pass failed: %s", exc)
         await asyncio.sleep(settings.reaper_interval_seconds)

@@ -22,16 +22,16 @@ import redis
 from pushcore.api.app import make_app
 from pushcore.config import Settings, load_settings
 from pushcore.gateways.simulators import Simulators
+from tests.conftest import ADMIN_TOKEN, CHECKOUT
 
 _BASE_REDIS = os.environ.get("PUSHCORE_REDIS_URL", "redis://127.0.0.1:6379/0")
-REDIS_URL = urlunsplit(urlsplit(_BASE_REDIS)._replace(path="/7"))
+# a Redis database of the checkout's own (8 to 15), see tests/conftest.py
+REDIS_URL = urlunsplit(urlsplit(_BASE_REDIS)._replace(path=f"/{8 + int(CHECKOUT, 16) % 8}"))
 # The API in the test process enqueues through workers.actors, which reads the environment.
 os.environ["PUSHCORE_REDIS_URL"] = REDIS_URL
 
 from aiohttp import web  # noqa: E402
 from aiohttp.test_utils import TestClient, TestServer  # noqa: E402
-
-from tests.conftest import ADMIN_TOKEN  # noqa: E402
 
 READY_TIMEOUT = 30.0
 
@@ -76,24 +76,26 @@ def worker_env(database_url: str, sims: Simulators, **extra: str) -> dict[str, s
 class Worker:
     """A real Dramatiq worker process; ``kill()`` is SIGKILL, ``stop()`` is SIGTERM."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(
+        self, env: dict[str, str], log_path: Path, command: list[str] | None = None
+    ) -> None:
         self.env = env
         self.log_path = log_path
+        self.command = command or [
+            "-m",
+            "dramatiq",
+            "workers.actors",
+            "--processes",
+            "1",
+            "--threads",
+            "4",
+        ]
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "dramatiq",
-                "workers.actors",
-                "--processes",
-                "1",
-                "--threads",
-                "4",
-            ],
+            [sys.executable, *self.command],
             env=self.env,
             stdout=log,
             stderr=log,

@@ -288,3 +288,41 @@ def test_demo_campaign_runs_green(database_url: str) -> None:
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "check: every live registration delivered exactly once" in out.stdout
+
+
+async def test_opened_reports_count_into_the_message(
+    api: Client,
+    sims: Simulators,
+    worker_factory: list[Worker],
+    database_url: str,
+    tmp_path: Path,
+) -> None:
+    from tests.registry.helpers import bearer
+
+    c = Campaign(api, sims)
+    await c.create_app()
+    device = await c.register("ios", 1)
+    await start_worker(worker_factory, database_url, sims, tmp_path)
+    sent = await c.send(target={"all": True})
+    await c.wait(sent["message_id"])
+    events = [
+        {"name": "push.delivered", "message_id": sent["message_id"]},
+        {"name": "push.opened", "message_id": sent["message_id"]},
+    ]
+    resp = await api.post(
+        f"/v1/installations/{device.installation_id}/events",
+        json=events,
+        headers=bearer(device.secret),
+    )
+    assert resp.status == 202
+    assert (await c.message(sent["message_id"]))["counts"]["opened"] == 1
+    # another app's installation cannot bump this app's message
+    other = Campaign(api, sims)
+    await other.create_app()
+    stranger = await other.register("ios", 2)
+    await api.post(
+        f"/v1/installations/{stranger.installation_id}/events",
+        json=[{"name": "push.opened", "message_id": sent["message_id"]}],
+        headers=bearer(stranger.secret),
+    )
+    assert (await c.message(sent["message_id"]))["counts"]["opened"] == 1

@@ -1,4 +1,4 @@
-"""Liveness and readiness probes, and the OpenAPI document."""
+"""Liveness and readiness probes, metrics, and the OpenAPI document."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import asyncio
 import asyncpg
 
 from pushcore.api.errors import ApiError
-from pushcore.api.routing import Call, Reply, Route
+from pushcore.api.routing import Call, Raw, Reply, Route
 from pushcore.api.schemas import Health
 from pushcore.api.state import POOL
 
@@ -33,6 +33,12 @@ async def openapi(call: Call) -> Reply:
     return Reply(200, call.request.app[DOCUMENT])
 
 
+async def metrics(call: Call) -> Reply:
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    return Reply(200, Raw(generate_latest(), CONTENT_TYPE_LATEST))
+
+
 ROUTES = [
     Route(
         "GET", "/healthz", healthz, "public", "The process is up", response=Health, tag="operations"
@@ -46,6 +52,15 @@ ROUTES = [
         response=Health,
         errors=(503,),
         tag="operations",
+    ),
+    Route(
+        "GET",
+        "/metrics",
+        metrics,
+        "public",
+        "Prometheus metrics of this API process",
+        tag="operations",
+        raw="text/plain",
     ),
     Route(
         "GET",

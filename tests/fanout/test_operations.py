@@ -1,0 +1,81 @@
+"""Operations through real processes: metrics of API and workers, graceful worker stop."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from pushcore.gateways.simulators import Simulators
+from tests.fanout.conftest import Worker, worker_env
+from tests.fanout.harness import Campaign
+from tests.registry.helpers import Client
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        text: str = resp.read().decode()
+        return text
+
+
+async def test_worker_metrics_and_graceful_stop(
+    api: Client,
+    sims: Simulators,
+    worker_factory: list[Worker],
+    database_url: str,
+    tmp_path: Path,
+) -> None:
+    c = Campaign(api, sims)
+    await c.create_app()
+    for i in range(6):
+        await c.register("ios", i, live=i != 0)
+    port = free_port()
+    worker = Worker(
+        worker_env(database_url, sims),
+        tmp_path / "worker.log",
+        [
+            "-m",
+            "pushcore",
+            "worker",
+            "--processes",
+            "2",
+            "--threads",
+            "2",
+            "--metrics-port",
+            str(port),
+        ],
+    )
+    worker.start()
+    worker_factory.append(worker)
+    sent = await c.send(target={"all": True})
+    await c.wait(sent["message_id"])
+    text = ""
+    for _ in range(50):  # the reaper samples the gauges every 0.5 s
+        text = await asyncio.to_thread(scrape, port)
+        if "pushcore_queue_depth{" in text:
+            break
+        await asyncio.sleep(0.2)
+    assert 'pushcore_notifications_total{outcome="delivered",platform="ios"} 5.0' in text
+    assert 'pushcore_registrations_deleted_total{platform="ios"} 1.0' in text
+    assert "dramatiq_messages_total" in text
+    assert 'pushcore_queue_depth{queue="pushcore.apns"}' in text
+    assert 'pushcore_messages{status="done"}' in text
+    api_metrics = await (await api.get("/metrics")).text()
+    assert "pushcore_api_requests_total" in api_metrics
+    assert 'route="/v1/apps/{app_code}/messages"' in api_metrics
+    # SIGTERM to the main process: every worker process stops cleanly, exit code 0
+    worker.stop()
+    assert worker.proc is not None
+    assert worker.proc.returncode == 0, worker.log_path.read_text()[-2000:]
