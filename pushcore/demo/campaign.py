@@ -57,6 +57,8 @@ def _env(settings: Settings, sims: Any) -> dict[str, str]:
     env.update(
         PUSHCORE_DATABASE_URL=settings.database_url,
         PUSHCORE_REDIS_URL=settings.redis_url,
+        PUSHCORE_BROKER=settings.broker,
+        PUSHCORE_RABBITMQ_URL=settings.rabbitmq_url,
         PUSHCORE_ADMIN_TOKEN=settings.admin_token or "",
         PUSHCORE_CA_FILE=str(sims.ca_file),
         PUSHCORE_APNS_ORIGIN=sims.apns.origin,

@@ -267,8 +267,10 @@ async def test_killed_worker_and_flushed_redis_still_answer_everyone(
             w.stop()
 
 
-def test_demo_campaign_runs_green(database_url: str) -> None:
-    """``make demo``'s main job at a small size: processes, campaign and its own check."""
+@pytest.mark.parametrize("broker", ["redis", "rabbitmq"])
+def test_demo_campaign_runs_green(database_url: str, broker: str) -> None:
+    """``make demo``'s main job at a small size, on either broker: processes, campaign and
+    its own check against the simulators."""
     import os
     import subprocess
     import sys
@@ -278,6 +280,7 @@ def test_demo_campaign_runs_green(database_url: str) -> None:
     from tests.fanout.conftest import REDIS_URL
 
     env["PUSHCORE_REDIS_URL"] = REDIS_URL
+    env["PUSHCORE_BROKER"] = broker
     out = subprocess.run(
         [sys.executable, "-m", "pushcore", "demo", "--devices", "3000", "--processes", "1"],
         capture_output=True,
@@ -326,3 +329,46 @@ async def test_opened_reports_count_into_the_message(
         headers=bearer(stranger.secret),
     )
     assert (await c.message(sent["message_id"]))["counts"]["opened"] == 1
+
+
+async def test_client_and_direct_enqueue_send_like_the_api(
+    api: Client,
+    sims: Simulators,
+    worker_factory: list[Worker],
+    database_url: str,
+    tmp_path: Path,
+) -> None:
+    """``pushcore.client`` over HTTP, and ``submit_message`` enqueued on Dramatiq directly."""
+    import asyncio
+
+    from pushcore.client import ClientError, PushcoreClient
+    from workers import actors
+
+    c = Campaign(api, sims)
+    await c.create_app()
+    devices = [await c.register("android", i) for i in range(3)]
+    await c.personalize(devices[0], "carol", email="carol@example.com")
+    await start_worker(worker_factory, database_url, sims, tmp_path)
+    base = str(api.make_url("")).rstrip("/")
+    async with PushcoreClient(base, c.code, c.server_key) as push:
+        sent = await push.send({"external_user_ids": ["carol"]}, {"title": "Hi"})
+        report = await push.wait(sent["message_id"], timeout=60, interval=0.2)
+        assert report["counts"]["delivered"] == 1
+        assert [
+            u["external_user_id"] for u in await push.find_users(email="carol@example.com")
+        ] == ["carol"]
+        with pytest.raises(ClientError) as refused:
+            await push.send({"all": True, "tags": ["x"]}, {"title": "Hi"})
+        assert (refused.value.status, refused.value.field) == (422, "target")
+        await asyncio.to_thread(
+            actors.submit_message.send,
+            c.code,
+            {"target": {"all": True}, "notification": {"title": "From the queue"}},
+        )
+        for _ in range(100):
+            listed = await push.messages(limit=5)
+            if len(listed) == 2 and listed[0]["status"] == "done":
+                break
+            await asyncio.sleep(0.2)
+        assert listed[0]["counts"]["delivered"] == 3, listed
+    assert [c.accepted(d) for d in devices] == [2, 1, 1]

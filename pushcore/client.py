@@ -1,0 +1,157 @@
+"""A small async client for upstream systems: send, follow and cancel messages; link users.
+
+    async with PushcoreClient("https://push.internal", app_code, server_key) as push:
+        message = await push.send({"external_user_ids": ["42"]}, {"title": "Hi"})
+        report = await push.wait(message["message_id"], timeout=300)
+
+Errors answered by the API raise :class:`ClientError` with the API's ``code``, ``message``
+and ``field``; network problems raise it with ``status`` 0.  Every call has a timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from pushcore.errors import PushcoreError
+
+FINAL = ("done", "cancelled", "failed")
+
+
+class ClientError(PushcoreError):
+    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(f"{status} {code}: {message}" + (f" ({field})" if field else ""))
+        self.status = status
+        self.code = code
+        self.field = field
+
+
+class PushcoreClient:
+    def __init__(
+        self,
+        base_url: str,
+        app_code: str,
+        server_key: str,
+        *,
+        timeout: float = 30.0,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        self._base = base_url.rstrip("/")
+        self._app = f"/v1/apps/{quote(app_code, safe='')}"
+        self._headers = {"Authorization": f"Bearer {server_key}"}
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session = session
+        self._owns_session = session is None
+
+    async def __aenter__(self) -> PushcoreClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._session is not None and self._owns_session:
+            await self._session.close()
+        self._session = None
+
+    async def _call(self, method: str, path: str, body: Any = None) -> Any:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        try:
+            async with self._session.request(
+                method, self._base + path, json=body, headers=self._headers
+            ) as resp:
+                if resp.status == 204:
+                    return None
+                answer = await resp.json(content_type=None)
+                if resp.status >= 400:
+                    error = answer.get("error", {}) if isinstance(answer, dict) else {}
+                    raise ClientError(
+                        resp.status,
+                        error.get("code", "http_error"),
+                        error.get("message", resp.reason or ""),
+                        error.get("field"),
+                    )
+                return answer
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise ClientError(0, "unreachable", str(exc) or type(exc).__name__) from exc
+
+    # --- messages ------------------------------------------------------------------------
+
+    async def send(
+        self, target: dict[str, Any], notification: dict[str, Any], **options: Any
+    ) -> dict[str, Any]:
+        """``options``: platforms, primary_only, ttl_seconds, priority, collapse_key,
+        send_at (ISO 8601), idempotency_key, apns, fcm, webpush."""
+        body = {"target": target, "notification": notification, **options}
+        result: dict[str, Any] = await self._call("POST", f"{self._app}/messages", body)
+        return result
+
+    async def message(self, message_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call("GET", f"{self._app}/messages/{message_id}")
+        return result
+
+    async def messages(self, *, limit: int = 20, before: str | None = None) -> list[Any]:
+        query = f"?limit={limit}" + (f"&before={before}" if before else "")
+        result: dict[str, Any] = await self._call("GET", f"{self._app}/messages{query}")
+        return list(result["messages"])
+
+    async def cancel(self, message_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call("DELETE", f"{self._app}/messages/{message_id}")
+        return result
+
+    async def wait(
+        self, message_id: str, *, timeout: float = 600.0, interval: float = 1.0
+    ) -> dict[str, Any]:
+        """Poll until the message is final and nothing is pending; TimeoutError after
+        ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            msg = await self.message(message_id)
+            if msg["status"] in FINAL and msg["counts"]["pending"] == 0:
+                return msg
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"message {message_id} still {msg['status']}")
+            await asyncio.sleep(interval)
+
+    # --- users ---------------------------------------------------------------------------
+
+    async def personalize(
+        self, installation_id: str, external_user_id: str, **fields: Any
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call(
+            "PUT",
+            f"{self._app}/installations/{installation_id}/user",
+            {"external_user_id": external_user_id, **fields},
+        )
+        return result
+
+    async def depersonalize(self, installation_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call(
+            "DELETE", f"{self._app}/installations/{installation_id}/user"
+        )
+        return result
+
+    async def user(self, external_user_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call(
+            "GET", f"{self._app}/users/{quote(external_user_id, safe='')}"
+        )
+        return result
+
+    async def find_users(self, *, email: str | None = None, msisdn: str | None = None) -> list[Any]:
+        query = f"email={quote(email)}" if email is not None else f"msisdn={quote(msisdn or '')}"
+        result: dict[str, Any] = await self._call("GET", f"{self._app}/users?{query}")
+        return list(result["users"])
+
+    async def erase_user(self, external_user_id: str) -> None:
+        await self._call("DELETE", f"{self._app}/users/{quote(external_user_id, safe='')}")
