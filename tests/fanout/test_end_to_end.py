@@ -372,3 +372,25 @@ async def test_client_and_direct_enqueue_send_like_the_api(
             await asyncio.sleep(0.2)
         assert listed[0]["counts"]["delivered"] == 3, listed
     assert [c.accepted(d) for d in devices] == [2, 1, 1]
+
+
+async def test_ttl_skips_batches_that_would_arrive_too_late(
+    api: Client,
+    sims: Simulators,
+    worker_factory: list[Worker],
+    database_url: str,
+    tmp_path: Path,
+) -> None:
+    import asyncio
+
+    c = Campaign(api, sims)
+    await c.create_app()
+    devices = [await c.register("ios", i) for i in range(4)]
+    sent = await c.send(target={"all": True}, ttl_seconds=1)
+    await asyncio.sleep(1.5)  # no worker yet: by the time one runs, the message expired
+    await start_worker(worker_factory, database_url, sims, tmp_path)
+    msg = await c.wait(sent["message_id"])
+    assert msg["status"] == "done"
+    assert msg["counts"]["failed"] == 4
+    assert msg["failure_reasons"] == {"expired": 4}
+    assert all(c.accepted(d) == 0 for d in devices)

@@ -1,0 +1,125 @@
+"""The send API's contract without workers: bad inputs, payload limits, listing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pushcore.gateways.simulators import Simulators
+from tests.fanout.harness import Campaign
+from tests.registry.helpers import Client, bearer
+
+NOTE = {"title": "Hi"}
+
+# (body, status, field)
+CASES: list[tuple[dict[str, Any], int, str | None]] = [
+    ({"notification": NOTE}, 422, "target"),
+    ({"target": {}, "notification": NOTE}, 422, "target"),
+    ({"target": {"all": True, "tags": ["a"]}, "notification": NOTE}, 422, "target"),
+    ({"target": {"all": False}, "notification": NOTE}, 422, "target.all"),
+    ({"target": {"tags": []}, "notification": NOTE}, 422, "target.tags"),
+    ({"target": {"tags": ["a"], "match": "some"}, "notification": NOTE}, 422, "target.match"),
+    ({"target": {"external_user_ids": ["u"], "match": "all"}, "notification": NOTE}, 422, "target"),
+    ({"target": {"emails": ["not-an-email"]}, "notification": NOTE}, 422, "target.emails[0]"),
+    ({"target": {"msisdns": ["12345"]}, "notification": NOTE}, 422, "target.msisdns[0]"),
+    (
+        {"target": {"installation_ids": ["nope"]}, "notification": NOTE},
+        422,
+        "target.installation_ids[0]",
+    ),
+    (
+        {"target": {"external_user_ids": ["u"] * 100_001}, "notification": NOTE},
+        422,
+        "target.external_user_ids",
+    ),
+    ({"target": {"all": True}}, 422, "notification"),
+    ({"target": {"all": True}, "notification": {"title": 5}}, 422, "notification.title"),
+    ({"target": {"all": True}, "notification": {"colour": "red"}}, 422, "notification.colour"),
+    (
+        {"target": {"all": True}, "notification": {"body": "x" * 4096, "title": "y" * 4000}},
+        422,
+        "notification",
+    ),
+    (
+        {"target": {"all": True}, "notification": {"data": {"aps": "x"}}, "platforms": ["ios"]},
+        422,
+        "notification",
+    ),
+    ({"target": {"all": True}, "notification": NOTE, "platforms": ["pager"]}, 422, "platforms[0]"),
+    ({"target": {"all": True}, "notification": NOTE, "ttl_seconds": -1}, 422, "ttl_seconds"),
+    ({"target": {"all": True}, "notification": NOTE, "priority": "urgent"}, 422, "priority"),
+    (
+        {"target": {"all": True}, "notification": NOTE, "collapse_key": "x" * 65},
+        422,
+        "collapse_key",
+    ),
+    ({"target": {"all": True}, "notification": NOTE, "send_at": "tomorrow"}, 422, "send_at"),
+    (
+        {"target": {"all": True}, "notification": NOTE, "send_at": "2026-12-01T10:00:00"},
+        422,
+        "send_at",
+    ),
+    (
+        {"target": {"all": True}, "notification": NOTE, "idempotency_key": ""},
+        422,
+        "idempotency_key",
+    ),
+    ({"target": {"all": True}, "notification": NOTE, "surprise": 1}, 422, "surprise"),
+]
+
+
+@pytest.fixture
+async def campaign(api: Client, sims: Simulators) -> Campaign:
+    c = Campaign(api, sims)
+    await c.create_app()
+    return c
+
+
+@pytest.mark.parametrize(("body", "status", "field"), CASES)
+async def test_send_bad_input(
+    api: Client, campaign: Campaign, body: dict[str, Any], status: int, field: str | None
+) -> None:
+    resp = await api.post(f"/v1/apps/{campaign.code}/messages", json=body, headers=campaign.server)
+    answer = await resp.json()
+    assert resp.status == status, answer
+    assert answer["error"].get("field") == field, answer
+    # nothing was stored
+    listed = await (
+        await api.get(f"/v1/apps/{campaign.code}/messages", headers=campaign.server)
+    ).json()
+    assert listed["messages"] == []
+
+
+async def test_platform_without_credentials_is_refused(api: Client) -> None:
+    from tests.registry.helpers import App
+
+    bare = await App.create(api)
+    resp = await api.post(
+        f"/v1/apps/{bare.code}/messages",
+        json={"target": {"all": True}, "notification": NOTE},
+        headers=bare.server,
+    )
+    assert resp.status == 422
+    assert (await resp.json())["error"]["field"] == "platforms"
+
+
+async def test_listing_and_unknown_messages(api: Client, campaign: Campaign) -> None:
+    ids = [(await campaign.send(target={"all": True}))["message_id"] for _ in range(3)]
+    path = f"/v1/apps/{campaign.code}/messages"
+    page = await (await api.get(f"{path}?limit=2", headers=campaign.server)).json()
+    assert [m["message_id"] for m in page["messages"]] == ids[::-1][:2]
+    rest = await (await api.get(f"{path}?limit=2&before={ids[1]}", headers=campaign.server)).json()
+    assert [m["message_id"] for m in rest["messages"]] == [ids[0]]
+    for bad in ("limit=0", "limit=101", "limit=x", "before=nope"):
+        resp = await api.get(f"{path}?{bad}", headers=campaign.server)
+        assert resp.status == 422, bad
+    unknown = "5f0c4c1e-1f1e-4a5e-9d7c-2f1f3b1d8e11"
+    for method in ("GET", "DELETE"):
+        resp = await api.request(method, f"{path}/{unknown}", headers=campaign.server)
+        assert resp.status == 404
+    # another app's key sees none of it
+    other = Campaign(api, campaign.sims)
+    await other.create_app()
+    resp = await api.get(f"{path}/{ids[0]}", headers=bearer(other.server_key))
+    assert resp.status == 404
