@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from pushcore import __version__
-from pushcore.errors import ConfigError
+from pushcore.errors import ConfigError, PushcoreError
 
 # Modules that contribute sub-commands, in the order `pushcore --help` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -68,6 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"pushcore: {exc}", file=sys.stderr)
         return 2
+    except PushcoreError as exc:  # e.g. the database does not answer
+        print(f"pushcore: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     return code

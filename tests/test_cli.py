@@ -75,3 +75,12 @@ def test_demo_runs_the_registry_flow(database_url: str) -> None:
     assert out.returncode == 0, out.stderr
     assert "demo: registry flow complete" in out.stdout
     assert "-> 500" not in out.stdout
+
+
+def test_unreachable_database_is_a_message_not_a_traceback() -> None:
+    env = {"PUSHCORE_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/nowhere"}
+    for args in (("apps", "create", "Shop"), ("prune-stale",), ("migrate",)):
+        out = run(*args, env=env)
+        assert out.returncode == 1, (args, out.stderr)
+        assert "Traceback" not in out.stderr
+        assert out.stderr.startswith("pushcore"), out.stderr
