@@ -146,6 +146,31 @@ def worker_factory(database_url: str, tmp_path: Path, clean_redis: None) -> Iter
         w.stop()
 
 
+class Launch:
+    """Starts workers for a test (``await launch(sims, PUSHCORE_X="1")``) and stops them
+    all at its end."""
+
+    def __init__(self, database_url: str, tmp_path: Path, workers: list[Worker]) -> None:
+        self.database_url = database_url
+        self.tmp_path = tmp_path
+        self.workers = workers
+
+    async def __call__(self, sims: Simulators, **extra: str) -> Worker:
+        worker = Worker(worker_env(self.database_url, sims, **extra), self.tmp_path / "worker.log")
+        worker.start()
+        self.workers.append(worker)
+        return worker
+
+    def stop_all(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+
+
+@pytest.fixture
+def launch(database_url: str, tmp_path: Path, worker_factory: list[Worker]) -> Launch:
+    return Launch(database_url, tmp_path, worker_factory)
+
+
 @pytest.fixture
 def fanout_settings(database_url: str) -> Settings:
     return load_settings(

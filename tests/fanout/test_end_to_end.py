@@ -9,35 +9,24 @@ from typing import Any
 import pytest
 
 from pushcore.gateways.simulators import Simulators
-from tests.fanout.conftest import Worker, worker_env
+from tests.fanout.conftest import Launch
 from tests.fanout.harness import Campaign, Device
 from tests.registry.helpers import Client
 
 pytestmark = pytest.mark.slow
 
 
-async def start_worker(
-    workers: list[Worker], database_url: str, sims: Simulators, tmp_path: Path, **extra: str
-) -> Worker:
-    worker = Worker(worker_env(database_url, sims, **extra), tmp_path / "worker.log")
-    worker.start()
-    workers.append(worker)
-    return worker
-
-
 async def test_broadcast_delivers_live_and_deletes_dead(
     api: Client,
     sims: Simulators,
-    worker_factory: list[Worker],
-    database_url: str,
-    tmp_path: Path,
+    launch: Launch,
 ) -> None:
     campaign = Campaign(api, sims)
     await campaign.create_app()
     for platform in ("ios", "android", "web"):
         for i in range(25):
             await campaign.register(platform, i, live=i % 8 != 0)
-    await start_worker(worker_factory, database_url, sims, tmp_path)
+    await launch(sims)
     sent = await campaign.send(target={"all": True})
     msg = await campaign.wait(sent["message_id"])
     live = [d for d in campaign.devices if d.live]
@@ -57,9 +46,7 @@ async def test_broadcast_delivers_live_and_deletes_dead(
 async def test_each_target_kind_reaches_exactly_its_registrations(
     api: Client,
     sims: Simulators,
-    worker_factory: list[Worker],
-    database_url: str,
-    tmp_path: Path,
+    launch: Launch,
 ) -> None:
     c = Campaign(api, sims)
     await c.create_app()
@@ -77,7 +64,7 @@ async def test_each_target_kind_reaches_exactly_its_registrations(
         json={"primary": True},
         headers=c.server,
     )
-    await start_worker(worker_factory, database_url, sims, tmp_path)
+    await launch(sims)
     cases: list[tuple[dict[str, Any], list[Device]]] = [
         ({"target": {"tags": ["news"]}}, [ann_phone, ann_tablet, anon]),
         ({"target": {"tags": ["news", "sports"], "match": "all"}}, [ann_phone, anon]),
@@ -112,10 +99,8 @@ async def test_each_target_kind_reaches_exactly_its_registrations(
 
 
 async def test_retries_after_429_and_503_end_delivered(
-    database_url: str,
     sim_ca_dir: Path,
-    worker_factory: list[Worker],
-    tmp_path: Path,
+    launch: Launch,
     api: Client,
 ) -> None:
     from pushcore.gateways.core import Faults
@@ -133,7 +118,7 @@ async def test_retries_after_429_and_503_end_delivered(
         for i in range(20):
             await c.register("ios", i)
             await c.register("android", i)
-        await start_worker(worker_factory, database_url, sims, tmp_path)
+        await launch(sims)
         sent = await c.send(target={"all": True}, platforms=["ios", "android"])
         msg = await c.wait(sent["message_id"])
         assert msg["status"] == "done", msg
@@ -145,10 +130,8 @@ async def test_retries_after_429_and_503_end_delivered(
 
 
 async def test_sender_error_stops_the_message_and_deletes_nothing(
-    database_url: str,
     sim_ca_dir: Path,
-    worker_factory: list[Worker],
-    tmp_path: Path,
+    launch: Launch,
     api: Client,
 ) -> None:
     from pushcore.gateways.apns import ApnsOptions
@@ -159,7 +142,7 @@ async def test_sender_error_stops_the_message_and_deletes_nothing(
         c = Campaign(api, sims)
         await c.create_app(topic="com.example.app")
         devices = [await c.register("ios", i, live=i % 2 == 0) for i in range(30)]
-        await start_worker(worker_factory, database_url, sims, tmp_path)
+        await launch(sims)
         sent = await c.send(target={"all": True}, platforms=["ios"])
         msg = await c.wait(sent["message_id"], states=("failed",))
         assert msg["status"] == "failed"
@@ -175,16 +158,14 @@ async def test_sender_error_stops_the_message_and_deletes_nothing(
 async def test_send_at_schedules_and_cancel_stops(
     api: Client,
     sims: Simulators,
-    worker_factory: list[Worker],
-    database_url: str,
-    tmp_path: Path,
+    launch: Launch,
 ) -> None:
     import datetime as dt
 
     c = Campaign(api, sims)
     await c.create_app()
     devices = [await c.register("android", i) for i in range(5)]
-    await start_worker(worker_factory, database_url, sims, tmp_path)
+    await launch(sims)
     soon = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=2)).isoformat()
     scheduled = await c.send(target={"all": True}, send_at=soon)
     assert scheduled["status"] == "scheduled"
@@ -203,9 +184,7 @@ async def test_send_at_schedules_and_cancel_stops(
 async def test_idempotency_key_returns_the_first_message(
     api: Client,
     sims: Simulators,
-    worker_factory: list[Worker],
-    database_url: str,
-    tmp_path: Path,
+    launch: Launch,
 ) -> None:
     c = Campaign(api, sims)
     await c.create_app()
@@ -216,10 +195,8 @@ async def test_idempotency_key_returns_the_first_message(
 
 
 async def test_killed_worker_and_flushed_redis_still_answer_everyone(
-    database_url: str,
     sim_ca_dir: Path,
-    worker_factory: list[Worker],
-    tmp_path: Path,
+    launch: Launch,
     api: Client,
 ) -> None:
     """SIGKILL the only worker while batches are in flight, flush Redis (every queued
@@ -239,9 +216,7 @@ async def test_killed_worker_and_flushed_redis_still_answer_everyone(
         await c.create_app()
         for i in range(40):
             await c.register(("ios", "android", "web")[i % 3], i, live=i % 10 != 0)
-        first = await start_worker(
-            worker_factory, database_url, sims, tmp_path, PUSHCORE_BATCH_SIZE="4"
-        )
+        first = await launch(sims, PUSHCORE_BATCH_SIZE="4")
         sent = await c.send(target={"all": True})
         while (await c.message(sent["message_id"]))["counts"]["delivered"] == 0:
             await asyncio.sleep(0.05)
@@ -249,7 +224,7 @@ async def test_killed_worker_and_flushed_redis_still_answer_everyone(
         client = redis.Redis.from_url(REDIS_URL)
         client.flushdb()
         client.close()
-        await start_worker(worker_factory, database_url, sims, tmp_path, PUSHCORE_BATCH_SIZE="4")
+        await launch(sims, PUSHCORE_BATCH_SIZE="4")
         msg = await c.wait(sent["message_id"], timeout=90)
         assert msg["status"] == "done", msg
         c_ = msg["counts"]
@@ -263,8 +238,7 @@ async def test_killed_worker_and_flushed_redis_still_answer_everyone(
             assert 1 <= c.accepted(d) <= 2, d
         for d in dead:
             assert not await c.exists(d)
-        for w in worker_factory:
-            w.stop()
+        launch.stop_all()
 
 
 @pytest.mark.parametrize("broker", ["redis", "rabbitmq"])
@@ -296,16 +270,14 @@ def test_demo_campaign_runs_green(database_url: str, broker: str) -> None:
 async def test_opened_reports_count_into_the_message(
     api: Client,
     sims: Simulators,
-    worker_factory: list[Worker],
-    database_url: str,
-    tmp_path: Path,
+    launch: Launch,
 ) -> None:
     from tests.registry.helpers import bearer
 
     c = Campaign(api, sims)
     await c.create_app()
     device = await c.register("ios", 1)
-    await start_worker(worker_factory, database_url, sims, tmp_path)
+    await launch(sims)
     sent = await c.send(target={"all": True})
     await c.wait(sent["message_id"])
     events = [
@@ -334,9 +306,7 @@ async def test_opened_reports_count_into_the_message(
 async def test_client_and_direct_enqueue_send_like_the_api(
     api: Client,
     sims: Simulators,
-    worker_factory: list[Worker],
-    database_url: str,
-    tmp_path: Path,
+    launch: Launch,
 ) -> None:
     """``pushcore.client`` over HTTP, and ``submit_message`` enqueued on Dramatiq directly."""
     import asyncio
@@ -348,7 +318,7 @@ async def test_client_and_direct_enqueue_send_like_the_api(
     await c.create_app()
     devices = [await c.register("android", i) for i in range(3)]
     await c.personalize(devices[0], "carol", email="carol@example.com")
-    await start_worker(worker_factory, database_url, sims, tmp_path)
+    await launch(sims)
     base = str(api.make_url("")).rstrip("/")
     async with PushcoreClient(base, c.code, c.server_key) as push:
         sent = await push.send({"external_user_ids": ["carol"]}, {"title": "Hi"})
@@ -377,9 +347,7 @@ async def test_client_and_direct_enqueue_send_like_the_api(
 async def test_ttl_skips_batches_that_would_arrive_too_late(
     api: Client,
     sims: Simulators,
-    worker_factory: list[Worker],
-    database_url: str,
-    tmp_path: Path,
+    launch: Launch,
 ) -> None:
     import asyncio
 
@@ -388,7 +356,7 @@ async def test_ttl_skips_batches_that_would_arrive_too_late(
     devices = [await c.register("ios", i) for i in range(4)]
     sent = await c.send(target={"all": True}, ttl_seconds=1)
     await asyncio.sleep(1.5)  # no worker yet: by the time one runs, the message expired
-    await start_worker(worker_factory, database_url, sims, tmp_path)
+    await launch(sims)
     msg = await c.wait(sent["message_id"])
     assert msg["status"] == "done"
     assert msg["counts"]["failed"] == 4
