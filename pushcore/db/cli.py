@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from typing import Any
 
@@ -29,6 +30,7 @@ def _migrate(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     logs.configure(settings.log_level)
+    logging.getLogger("yoyo").setLevel(logging.WARNING)  # one line per step is noise
     try:
         applied = apply_migrations(settings.database_url)
     except MigrationError as exc:
