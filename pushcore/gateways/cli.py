@@ -72,6 +72,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="answer every N-th request with --error-status and Retry-After",
     )
     parser.add_argument("--error-status", type=int, choices=(429, 500, 503), default=429)
+    parser.add_argument(
+        "--error-fraction",
+        type=_nonnegative(float),
+        default=0.0,
+        help="share of requests answered with --error-status (0 to 1)",
+    )
+    parser.add_argument(
+        "--retry-after",
+        type=_nonnegative(int),
+        default=1,
+        help="Retry-After seconds on error answers (default 1)",
+    )
+    parser.add_argument(
+        "--refuse-connections",
+        action="store_true",
+        help="close every new connection at once (h2 engine); also POST /__sim/faults",
+    )
 
 
 def register(subparsers: Any) -> None:
@@ -107,9 +124,18 @@ async def _serve(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    faults = Faults(
-        latency=args.latency, error_every=args.error_every, error_status=args.error_status
-    )
+    try:
+        faults = Faults(
+            latency=args.latency,
+            error_every=args.error_every,
+            error_status=args.error_status,
+            error_fraction=args.error_fraction,
+            retry_after=args.retry_after,
+            refuse_connections=args.refuse_connections,
+        )
+    except ValueError as exc:
+        print(f"pushcore simulators: {exc}", file=sys.stderr)
+        return 2
     ports = {"apns": args.apns_port, "fcm": args.fcm_port, "webpush": args.webpush_port}
     try:
         async with Simulators.start(

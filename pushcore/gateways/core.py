@@ -19,7 +19,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-STATS_PATH = "/__stats"
+STATS_PATH = "/__stats"  # GET counters (?tokens=1: per token), DELETE: reset
+# The control routes: GET /__sim/stats, POST /__sim/reset, POST /__sim/faults (JSON body
+# with Faults' fields: replaces the throttling faults at runtime; per granian worker).
+SIM_STATS = "/__sim/stats"
+SIM_RESET = "/__sim/reset"
+SIM_FAULTS = "/__sim/faults"
 # Bodies above this are refused by the engines with 413 before any provider logic runs:
 # every provider's limit is 4-5 KiB, so this only bounds memory.
 MAX_BODY = 64 * 1024
@@ -85,6 +90,8 @@ class Faults:
     error_status: int = 429
     retry_after: int = 1
     seed: int = 0
+    # close every new connection at once (h2 engine; the client sees a failed connect)
+    refuse_connections: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.latency <= 60:
@@ -200,6 +207,11 @@ class Counters:
             "in_flight": self.in_flight,
             "peak_in_flight": self.peak_in_flight,
         }
+        # the names the control route documents: delivered = 2xx answers, rejected = the
+        # rest, duplicates = registrations delivered more than once
+        out["delivered"] = out["accepted"]
+        out["rejected"] = self.requests - out["accepted"]
+        out["duplicates"] = sum(1 for c in self.tokens.values() if c.accepted > 1)
         if with_tokens:
             out["tokens"] = {t: asdict(c) for t, c in self.tokens.items()}
         return out
@@ -224,6 +236,11 @@ class Throttle:
     """Decides which requests :class:`Faults` answers with an error (pure, seeded)."""
 
     def __init__(self, faults: Faults) -> None:
+        self.replace(faults)
+
+    def replace(self, faults: Faults) -> None:
+        """New faults from now on (the control route); the engines read latency and
+        refuse_connections from here too."""
         self.faults = faults
         self._seen = 0
         self._random = random.Random(faults.seed)  # noqa: S311 (fault injection, not crypto)
@@ -240,6 +257,8 @@ def dispatch(sim: Simulator, throttle: Throttle, request: SimRequest) -> SimResp
     """Stats routes, then throttling, then the provider."""
     if request.path == STATS_PATH:
         return _stats(sim, request)
+    if request.path.startswith("/__sim/"):
+        return _control(sim, throttle, request)
     if len(request.body) > MAX_BODY:
         sim.counters.record(413, "BodyOverEngineLimit")
         return json_response(413, {"reason": "PayloadTooLarge"})
@@ -257,6 +276,25 @@ def _stats(sim: Simulator, request: SimRequest) -> SimResponse:
         sim.counters.reset()
         return SimResponse(204, [])
     return json_response(405, {"reason": "MethodNotAllowed"})
+
+
+def _control(sim: Simulator, throttle: Throttle, request: SimRequest) -> SimResponse:
+    if request.path == SIM_STATS and request.method == "GET":
+        with_tokens = "tokens=1" in request.query.split("&")
+        return json_response(200, sim.counters.snapshot(with_tokens=with_tokens))
+    if request.path == SIM_RESET and request.method == "POST":
+        sim.counters.reset()
+        return json_response(200, {"reset": True})
+    if request.path == SIM_FAULTS and request.method == "POST":
+        try:
+            fields = json.loads(request.body or b"{}")
+            throttle.replace(Faults(**fields))
+        except (ValueError, TypeError) as exc:
+            return json_response(400, {"reason": "BadFaults", "detail": str(exc)})
+        return json_response(200, asdict(throttle.faults))
+    if request.path in (SIM_STATS, SIM_RESET, SIM_FAULTS):
+        return json_response(405, {"reason": "MethodNotAllowed"})
+    return json_response(404, {"reason": "NotFound"})
 
 
 SimulatorFactory = Callable[..., Simulator]

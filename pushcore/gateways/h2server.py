@@ -124,7 +124,11 @@ class _Connection(asyncio.Protocol):
         self.transport = transport
         ssl_object = transport.get_extra_info("ssl_object")
         alpn = ssl_object.selected_alpn_protocol() if ssl_object else None
-        if alpn != "h2" or len(self.server.connections) >= self.server.max_connections:
+        if (
+            alpn != "h2"
+            or len(self.server.connections) >= self.server.max_connections
+            or self.server.throttle.faults.refuse_connections
+        ):
             transport.abort()
             return
         self.server.connections.add(self)
@@ -223,7 +227,7 @@ class _Connection(asyncio.Protocol):
             return
         if tf.goaway_after and self.requests == tf.goaway_after and not self.goaway_last:
             self._start_goaway(sid)
-        if self.server.faults.latency:
+        if self.server.throttle.faults.latency:
             task = asyncio.get_running_loop().create_task(self._answer_later(sid, stream))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
@@ -231,7 +235,7 @@ class _Connection(asyncio.Protocol):
             self._answer_now(sid, stream)
 
     async def _answer_later(self, sid: int, stream: _Stream) -> None:
-        await asyncio.sleep(self.server.faults.latency)
+        await asyncio.sleep(self.server.throttle.faults.latency)
         if self.streams.get(sid) is stream and self.transport is not None:
             self._answer_now(sid, stream)
             self._flush()

@@ -95,8 +95,8 @@ class RsgiApp:
             body = await _read_capped(proto)
         sim.counters.enter()
         try:
-            if self.faults.latency:
-                await asyncio.sleep(self.faults.latency)
+            if self.throttle.faults.latency:
+                await asyncio.sleep(self.throttle.faults.latency)
             request = SimRequest(
                 scope.method,
                 scope.path,

@@ -28,6 +28,7 @@ from pushcore.gateways.auth import JwtChecker, JwtRejected, number, parse_vapid,
 from pushcore.gateways.core import Counters, Reject, SimRequest, SimResponse, json_response
 
 PREFIX = "/push/"
+GONE_SUFFIX = "/gone"  # an endpoint path ending /gone is a dead subscription too
 PAYLOAD_LIMIT = 4096  # bytes of encrypted body: one aes128gcm record of 3993 plaintext bytes
 VAPID_MAX_LIFETIME = 24 * 3600
 URGENCIES = frozenset({"very-low", "low", "normal", "high"})
@@ -56,6 +57,7 @@ class WebPushSimulator:
         try:
             _check_headers(sub, request.method, headers)
             self._check_vapid(headers.get("authorization"), request.authority)
+            self._check_gone(sub)  # a push service knows its subscriptions before the body
             _check_body(headers, request.body)
             self._check_fate(sub, request.body)
         except Reject as exc:
@@ -100,15 +102,18 @@ class WebPushSimulator:
         if problem:
             raise Reject(401, "Invalid Authentication", problem, detail="109")
 
-    def _check_fate(self, sub: str, body: bytes) -> None:
-        if fates.webpush_fate(sub) is fates.Fate.DEAD:
+    @staticmethod
+    def _check_gone(sub: str) -> None:
+        if sub.endswith(GONE_SUFFIX) or fates.webpush_fate(sub) is fates.Fate.DEAD:
             raise Reject(410, "Request did not validate", "No such subscription", detail="106")
+
+    def _check_fate(self, sub: str, body: bytes) -> None:
         if body and self.options.verify_encryption and not _decrypts(sub, body):
             raise Reject(400, "Invalid crypto", "does not decrypt for this subscription", "110")
 
 
 def _check_headers(sub: str, method: str, headers: Any) -> None:
-    if not sub or "/" in sub:
+    if not sub or "/" in sub.removesuffix(GONE_SUFFIX):
         raise Reject(404, "Invalid URL endpoint", detail="102")
     if method != "POST":
         raise Reject(405, "Method Not Allowed")
