@@ -84,7 +84,10 @@ class GranianProcess:
         return [
             sys.executable, "-m", "granian",
             "--interface", "rsgi",
-            "--http", "2",
+            # HTTP/2 for pushcore and every h2 client; HTTP/1.1 too (ALPN picks), because
+            # third-party clients such as pywebpush and google-auth's token refresh use
+            # requests, which speaks only HTTP/1.1
+            "--http", "auto",
             "--host", self.host,
             "--port", str(self.port),
             "--workers", str(self.workers),
