@@ -255,7 +255,12 @@ class ApnsProvider:
         # Tokens are hex, but a registration holds whatever a device sent: quoting keeps it
         # one path segment, and APNs answers BadDeviceToken for anything malformed.
         return [
-            Request(base + quote(r.token, safe=""), headers, rendered.payload)
+            Request(
+                base
+                + (r.token if r.token.isalnum() and r.token.isascii() else quote(r.token, safe="")),
+                headers,
+                rendered.payload,
+            )
             for r in registrations
         ]
 

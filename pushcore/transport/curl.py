@@ -165,6 +165,7 @@ class CurlTransport:
         self._pool: list[pycurl.Curl] = []
         self._fds: dict[int, int] = {}  # fd -> POLL_* mask currently registered
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_when = 0.0
         self._closed = False
         self._multi = pycurl.CurlMulti()
         self._multi.setopt(pycurl.M_PIPELINING, pycurl.PIPE_MULTIPLEX)
@@ -367,11 +368,23 @@ class CurlTransport:
 
     def _on_timer(self, timeout_ms: int) -> None:
         # Called from inside libcurl: only schedule, never re-enter socket_action here.
+        # libcurl asks for a timer after every added handle; a timer that already fires no
+        # later than asked is kept (firing early is harmless: libcurl checks its timeouts
+        # and asks again), which saves a cancel and a new TimerHandle per request.
+        if timeout_ms < 0:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            return
+        # (the deadline is kept here, not read from the handle: uvloop's TimerHandle.when()
+        # is not on loop.time()'s clock)
+        when = self.loop.time() + timeout_ms / 1000
         if self._timer is not None:
+            if self._timer_when <= when:
+                return
             self._timer.cancel()
-            self._timer = None
-        if timeout_ms >= 0:
-            self._timer = self.loop.call_later(timeout_ms / 1000, self._on_ready, -1, 0)
+        self._timer_when = when
+        self._timer = self.loop.call_at(when, self._on_ready, -1, 0)
 
     def _on_ready(self, fd: int, event: int) -> None:
         if self._closed:
