@@ -166,6 +166,8 @@ class CurlTransport:
         self._fds: dict[int, int] = {}  # fd -> POLL_* mask currently registered
         self._timer: asyncio.TimerHandle | None = None
         self._timer_when = 0.0
+        self._headers_in: object = None  # the last request's headers, and their curl form
+        self._headers_out: list[str] = []
         self._closed = False
         self._multi = pycurl.CurlMulti()
         self._multi.setopt(pycurl.M_PIPELINING, pycurl.PIPE_MULTIPLEX)
@@ -262,10 +264,13 @@ class CurlTransport:
         setopt(pycurl.USERAGENT, "pushcore")
         setopt(pycurl.TIMEOUT_MS, timeout_ms)
         setopt(pycurl.CONNECTTIMEOUT_MS, min(timeout_ms, self._connect_timeout_ms))
-        # Empty values delete libcurl's defaults (Accept, form Content-Type, Expect).
-        headers = ["Accept:", "Content-Type:", "Expect:"]
-        headers.extend(f"{name}: {value}" for name, value in request.headers)
-        setopt(pycurl.HTTPHEADER, headers)
+        # Empty values delete libcurl's defaults (Accept, form Content-Type, Expect).  A
+        # provider gives every request of a batch the same headers object: format it once.
+        if request.headers is not self._headers_in:
+            self._headers_in = request.headers
+            self._headers_out = ["Accept:", "Content-Type:", "Expect:"]
+            self._headers_out.extend(f"{name}: {value}" for name, value in request.headers)
+        setopt(pycurl.HTTPHEADER, self._headers_out)
         setopt(pycurl.HEADERFUNCTION, job.on_header)
         setopt(pycurl.WRITEFUNCTION, job.on_body)
         method = request.method.upper()
