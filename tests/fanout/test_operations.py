@@ -79,3 +79,42 @@ async def test_worker_metrics_and_graceful_stop(
     worker.stop()
     assert worker.proc is not None
     assert worker.proc.returncode == 0, worker.log_path.read_text()[-2000:]
+
+
+def test_api_stops_gracefully_on_sigterm(database_url: str) -> None:
+    """SIGTERM: the API stops accepting, finishes what is in flight, closes its pool, exit 0."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PUSHCORE_")}
+    env["PUSHCORE_DATABASE_URL"] = database_url
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pushcore", "api", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
+                    assert r.status == 200
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "API did not become ready"
+                time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert proc.returncode == 0, output.decode()[-2000:]
+    assert b"shutting down" in output
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
