@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -116,5 +117,5 @@ def test_api_stops_gracefully_on_sigterm(database_url: str) -> None:
             proc.wait(10)
     assert proc.returncode == 0, output.decode()[-2000:]
     assert b"shutting down" in output
-    with pytest.raises(OSError):
+    with pytest.raises(urllib.error.URLError, match="Connection refused"):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
