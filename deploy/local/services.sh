@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Make sure the services pushcore needs answer (PostgreSQL and Redis) and that the command-line
-# tools its tests and benchmarks drive are installed (h2load from Debian's nghttp2-client).
+# Make sure the services pushcore needs answer (PostgreSQL, Redis, and RabbitMQ for the
+# multi-machine broker) and that the command-line tools its tests drive are installed
+# (h2load from Debian's nghttp2-client, promtool from Debian's prometheus).
 #
 # Used by `make demo`, `make test` and CI.  A service that already answers at the configured
 # URL is used as it is.  When nothing answers on a loopback address, a throwaway server is
@@ -14,6 +15,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 LOCAL="$ROOT/.local"
 DB_URL="${PUSHCORE_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/pushcore}"
 REDIS_URL="${PUSHCORE_REDIS_URL:-redis://127.0.0.1:6379/0}"
+AMQP_URL="${PUSHCORE_RABBITMQ_URL:-amqp://guest:guest@127.0.0.1:5672/}"
 
 log() { printf 'services: %s\n' "$*" >&2; }
 die() { printf 'services: error: %s\n' "$*" >&2; exit 1; }
@@ -121,15 +123,45 @@ stop_redis() {
   rm -f "$LOCAL/redis/redis.pid"
 }
 
+# --- RabbitMQ (the multi-machine broker; the tests run the demo campaign on it too) ------
+ensure_rabbitmq() {
+  local host port
+  host=$(url_host "$AMQP_URL"); port=$(url_port "$AMQP_URL" 5672)
+  if tcp_open "$host" "$port"; then log "RabbitMQ answers at $host:$port"; return; fi
+  is_loopback "$host" || die "RabbitMQ at $host:$port does not answer (set PUSHCORE_RABBITMQ_URL)"
+  command -v rabbitmq-server >/dev/null || apt_install rabbitmq-server
+  if tcp_open "$host" "$port"; then log "RabbitMQ answers at $host:$port"; return; fi
+  mkdir -p "$LOCAL/rabbitmq/log" "$LOCAL/rabbitmq/mnesia"
+  # Debian's rabbitmq-server script switches to the rabbitmq user when started as root.
+  if [[ $EUID -eq 0 ]] && id rabbitmq >/dev/null 2>&1; then chown -R rabbitmq "$LOCAL/rabbitmq"; fi
+  log "starting RabbitMQ on 127.0.0.1:$port (data in $LOCAL/rabbitmq)"
+  # Its own node name, data and log folders: nothing of a system-wide RabbitMQ is touched.
+  # (Started as root, Debian's script switches user and drops RABBITMQ_NODE_PORT: as root
+  # only the default port 5672 works, which is the one a missing RabbitMQ leaves free.)
+  env RABBITMQ_NODENAME="pushcore@localhost" RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 \
+    RABBITMQ_NODE_PORT="$port" RABBITMQ_MNESIA_BASE="$LOCAL/rabbitmq/mnesia" \
+    RABBITMQ_LOG_BASE="$LOCAL/rabbitmq/log" RABBITMQ_PID_FILE="$LOCAL/rabbitmq/rabbitmq.pid" \
+    rabbitmq-server -detached
+  for _ in $(seq 120); do tcp_open "$host" "$port" && return; sleep 0.5; done
+  die "RabbitMQ did not come up; see $LOCAL/rabbitmq/log"
+}
+
+stop_rabbitmq() {
+  [[ -f "$LOCAL/rabbitmq/rabbitmq.pid" ]] || return 0
+  kill "$(cat "$LOCAL/rabbitmq/rabbitmq.pid")" 2>/dev/null || true
+  rm -f "$LOCAL/rabbitmq/rabbitmq.pid"
+}
+
 # --- tools -------------------------------------------------------------------------------
 ensure_tools() {
   local missing=()
   command -v h2load >/dev/null || missing+=(nghttp2-client)
+  command -v promtool >/dev/null || missing+=(prometheus)  # checks deploy/prometheus rules
   if ((${#missing[@]})); then apt_install "${missing[@]}"; fi
 }
 
 case "${1:-start}" in
-  start) ensure_postgres; ensure_redis; ensure_tools ;;
-  stop) stop_redis; stop_postgres ;;
+  start) ensure_postgres; ensure_redis; ensure_rabbitmq; ensure_tools ;;
+  stop) stop_rabbitmq; stop_redis; stop_postgres ;;
   *) die "usage: $0 [start|stop]" ;;
 esac

@@ -1,0 +1,208 @@
+"""Prometheus and Grafana files: promtool accepts the rules and the scrape configuration,
+the alerts asked for exist and say what to do, and every metric that the rules and the
+dashboard name is one the code (or Dramatiq, or Prometheus) exports."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.deploy.manifests import GRAFANA, PROMETHEUS, ROOT, load_yaml, yaml
+from tests.deploy.metrics_names import EXTERNAL_METRICS, PUSHCORE_METRICS, base_name
+from tests.deploy.promql import selected_names
+
+REQUIRED_ALERTS = {
+    "PushcoreBacklogGrowing": "pushcore_queue_depth",
+    "PushcoreSendsFailing": "pushcore_notifications_total",
+    "PushcoreDeadRegistrationSpike": "pushcore_registrations_deleted_total",
+    "PushcoreSenderErrors": "pushcore_sender_errors_total",
+    "PushcoreWorkersDown": "up",
+    "PushcoreApnsCertificateExpiring": "pushcore_apns_credentials_expiry_seconds",
+}
+# Debian's prometheus package is built without Kubernetes service discovery.
+_NO_KUBERNETES_SD = "field kubernetes_sd_configs not found"
+
+
+@pytest.fixture(scope="module")
+def promtool() -> str:
+    path = shutil.which("promtool")
+    if path is None:
+        pytest.fail(
+            "promtool is not installed: it comes with Debian's `prometheus` package "
+            "(apt-get install -y prometheus)"
+        )
+    return path
+
+
+def _run(promtool: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [promtool, "check", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_alert_rules_pass_promtool(promtool: str) -> None:
+    result = _run(promtool, "rules", "alerts.yml", cwd=PROMETHEUS)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_scrape_config_passes_promtool(promtool: str, tmp_path: Path) -> None:
+    """`promtool check config prometheus.yml` (which also checks alerts.yml).  Debian's
+    promtool has no Kubernetes discovery: then the Kubernetes jobs are checked with their
+    discovery swapped for a static target (relabelling and the rest still checked) and the
+    discovery blocks are checked here."""
+    result = _run(promtool, "config", "prometheus.yml", cwd=PROMETHEUS)
+    if result.returncode == 0:
+        return
+    output = result.stdout + result.stderr
+    assert _NO_KUBERNETES_SD in output, output
+    config: dict[str, Any] = load_yaml(PROMETHEUS / "prometheus.yml")
+    for job in config["scrape_configs"]:
+        sd = job.pop("kubernetes_sd_configs", None)
+        if sd is None:
+            continue
+        for block in sd:
+            assert block["role"] in {"pod", "endpoints", "service", "endpointslice"}, block
+            assert all(isinstance(n, str) for n in block.get("namespaces", {}).get("names", []))
+        job["static_configs"] = [{"targets": ["127.0.0.1:9"]}]
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    shutil.copy(PROMETHEUS / "alerts.yml", tmp_path / "alerts.yml")
+    result = _run(promtool, "config", "prometheus.yml", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_scrape_jobs_match_alerts() -> None:
+    """Whatever the discovery, targets end up as job="pushcore-api"/"pushcore-worker"."""
+    config = load_yaml(PROMETHEUS / "prometheus.yml")
+    assert config["rule_files"] == ["alerts.yml"]
+    jobs: dict[str, set[str]] = {"pushcore-api": set(), "pushcore-worker": set()}
+    for job in config["scrape_configs"]:
+        name = job["job_name"]
+        for rule in job.get("relabel_configs", []):
+            if rule.get("target_label") == "job":
+                name = rule["replacement"]
+        jobs[name].add("kubernetes" if "kubernetes_sd_configs" in job else "static")
+        assert job["metrics_path"] == {"pushcore-api": "/metrics", "pushcore-worker": "/"}[name]
+    assert jobs == {
+        "pushcore-api": {"static", "kubernetes"},
+        "pushcore-worker": jobs["pushcore-api"],
+    }
+
+
+def _rules() -> list[dict[str, Any]]:
+    return [r for g in load_yaml(PROMETHEUS / "alerts.yml")["groups"] for r in g["rules"]]
+
+
+def test_required_alerts_exist_and_explain() -> None:
+    rules = {r["alert"]: r for r in _rules()}
+    for alert, metric in REQUIRED_ALERTS.items():
+        assert alert in rules, f"missing alert {alert}"
+        assert metric in selected_names(rules[alert]["expr"]), alert
+    for name, rule in rules.items():
+        annotations = rule["annotations"]
+        assert annotations["summary"].strip(), name
+        assert len(annotations["description"]) > 80, f"{name}: say what to do"
+        assert rule["labels"]["severity"] in {"warning", "critical"}
+    assert rules["PushcoreWorkersDown"]["expr"].strip() == 'up{job="pushcore-worker"} == 0'
+    assert "14 * 86400" in rules["PushcoreApnsCertificateExpiring"]["expr"]
+    assert 'outcome="failed"' in rules["PushcoreSendsFailing"]["expr"]
+    assert "0.05" in rules["PushcoreSendsFailing"]["expr"]
+    assert rules["PushcoreSendsFailing"]["for"] == "10m"
+    assert rules["PushcoreBacklogGrowing"]["for"] == "10m"
+
+
+def _dashboard() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((GRAFANA / "pushcore.json").read_text())
+    return data
+
+
+def _dashboard_exprs() -> list[str]:
+    def walk(panels: list[dict[str, Any]]) -> list[str]:
+        found = []
+        for panel in panels:
+            found += [t["expr"] for t in panel.get("targets", [])]
+            found += walk(panel.get("panels", []))
+        return found
+
+    return walk(_dashboard()["panels"])
+
+
+def test_dashboard_structure() -> None:
+    dash = _dashboard()
+    assert dash["uid"]
+    assert dash["title"]
+    panels = dash["panels"]
+    ids = [p["id"] for p in panels]
+    assert len(ids) == len(set(ids)), "panel ids are unique"
+    titles = " | ".join(p["title"].lower() for p in panels)
+    for topic in (
+        "platform and outcome",
+        "batch latency",
+        "backlog",
+        "status",
+        "deleted",
+        "sender errors",
+        "api requests",
+        "api latency",
+    ):
+        assert topic in titles, f"no panel about {topic}"
+    variables = {v["name"] for v in dash["templating"]["list"]}
+    for panel in panels:
+        if panel["type"] != "row":
+            assert panel["targets"], panel["title"]
+            assert panel["datasource"]["uid"] == "${datasource}"
+    assert "datasource" in variables
+    exprs = " ".join(_dashboard_exprs())
+    for q in ("0.5", "0.95", "0.99"):
+        assert (
+            f"histogram_quantile({q}, sum by (le, platform) (rate(pushcore_batch_seconds_bucket"
+            in exprs
+        )
+
+
+@pytest.mark.parametrize(
+    ("where", "expr"),
+    [(f"alert {r['alert']}", r["expr"]) for r in _rules()]
+    + [("dashboard", e) for e in _dashboard_exprs()],
+)
+def test_named_metrics_are_known(where: str, expr: str) -> None:
+    names = {base_name(n) for n in selected_names(expr)}
+    assert names, f"{where}: no metric in {expr!r}"
+    unknown = names - PUSHCORE_METRICS - EXTERNAL_METRICS
+    assert not unknown, f"{where}: unknown metric(s) {sorted(unknown)} in {expr!r}"
+
+
+def test_pushcore_metrics_are_exported_by_the_code() -> None:
+    """Each name in PUSHCORE_METRICS is a string literal in pushcore/ or workers/, and every
+    pushcore_* metric the code declares is known to the tests."""
+    sources = [p for d in ("pushcore", "workers") for p in sorted((ROOT / d).rglob("*.py"))]
+    text = "\n".join(p.read_text(encoding="utf-8") for p in sources)
+    literals = set(re.findall(r"""["'](pushcore_[a-z0-9_]+)["']""", text))
+    missing = PUSHCORE_METRICS - literals
+    assert not missing, f"not in the code: {sorted(missing)}"
+    declared = set(
+        re.findall(
+            r"""(?:Counter|Gauge|Histogram|Summary)\(\s*["'](pushcore_[a-z0-9_]+)["']""", text
+        )
+    )
+    assert declared == PUSHCORE_METRICS
+    assert not {m for m in EXTERNAL_METRICS if m.startswith("pushcore_")}
+
+
+def test_dramatiq_metrics_are_exported_by_dramatiq() -> None:
+    """The dramatiq_* names are those of the installed Dramatiq's Prometheus middleware."""
+    import dramatiq.middleware.prometheus as middleware
+
+    source = Path(middleware.__file__).read_text(encoding="utf-8")
+    for name in EXTERNAL_METRICS - {"up"}:
+        assert f'"{name}"' in source, name
