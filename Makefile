@@ -34,6 +34,8 @@ typecheck: $(STAMP)
 
 test: setup lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
+	@echo "--- the end-to-end suite again, on the RabbitMQ broker ---"
+	PUSHCORE_BROKER=rabbitmq $(BIN)/pytest tests/fanout -k "not demo_campaign" $(PYTEST_ARGS)
 
 bench: setup
 	$(BIN)/python -m benchmarks

@@ -119,14 +119,17 @@ class WorkerResources(dramatiq.Middleware):
         log.info("worker resources ready")
 
     async def _depths(self) -> dict[str, int]:
-        """Waiting messages per queue (Redis lists; RabbitMQ: not sampled here, its own
-        exporter has queue lengths)."""
+        """Waiting messages per queue: the Redis list length, or RabbitMQ's ready count."""
         from workers.actors import broker
         from workers.broker import QUEUES
 
         client = getattr(broker, "client", None)
         if client is None:
-            return {}
+            # RabbitMQ: the queue's ready-message count (Dramatiq declares and asks per queue)
+            counts = getattr(broker, "get_queue_message_counts", None)
+            if counts is None:
+                return {}
+            return await asyncio.to_thread(lambda: {q: int(counts(q)[0]) for q in QUEUES})
 
         def lengths() -> dict[str, int]:
             pipe = client.pipeline(transaction=False)

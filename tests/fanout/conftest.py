@@ -69,6 +69,10 @@ def worker_env(database_url: str, sims: Simulators, **extra: str) -> dict[str, s
         PUSHCORE_BATCH_SIZE="10",
         PUSHCORE_LOG_LEVEL="INFO",
     )
+    # the whole end-to-end suite also runs on RabbitMQ (make test runs it twice)
+    for name in ("PUSHCORE_BROKER", "PUSHCORE_RABBITMQ_URL"):
+        if name in os.environ:
+            env[name] = os.environ[name]
     env.update(extra)
     return env
 
@@ -174,7 +178,10 @@ def launch(database_url: str, tmp_path: Path, worker_factory: list[Worker]) -> L
 @pytest.fixture
 def fanout_settings(database_url: str) -> Settings:
     return load_settings(
-        environ={}, database_url=database_url, admin_token=ADMIN_TOKEN, redis_url=REDIS_URL
+        environ={k: v for k, v in os.environ.items() if k in ("PUSHCORE_BROKER",)},
+        database_url=database_url,
+        admin_token=ADMIN_TOKEN,
+        redis_url=REDIS_URL,
     )
 
 
