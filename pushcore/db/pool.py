@@ -35,6 +35,13 @@ async def _init_connection(conn: asyncpg.Connection[asyncpg.Record]) -> None:
         )
 
 
+async def _no_reset(conn: asyncpg.Connection[asyncpg.Record]) -> None:
+    """asyncpg resets a connection on every release (UNLISTEN, advisory unlocks, RESET ALL):
+    a round trip and a transaction per statement.  pushcore keeps no session state on pooled
+    connections (no LISTEN, no session advisory locks, no SET), so there is nothing to
+    reset; an open transaction is still rolled back by asyncpg itself."""
+
+
 async def create_pool(settings: Settings, *, max_size: int | None = None) -> Pool:
     """Open the pool; raise :class:`DatabaseUnavailable` when PostgreSQL does not answer."""
     size = max_size or settings.db_pool_max
@@ -46,6 +53,7 @@ async def create_pool(settings: Settings, *, max_size: int | None = None) -> Poo
             command_timeout=settings.db_command_timeout,
             timeout=10,
             init=_init_connection,
+            reset=_no_reset,
         )
     except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
         raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc

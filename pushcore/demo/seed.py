@@ -19,6 +19,7 @@ from pushcore.gateways import fates
 MIX = (("ios", 45), ("android", 40), ("web", 15))
 DEAD_EVERY = 20  # 5% dead tokens
 SEED = 2026
+SEED_TIMEOUT = 900.0  # a million rows in one COPY outlast PUSHCORE_DB_COMMAND_TIMEOUT
 
 
 @dataclass
@@ -110,6 +111,7 @@ async def seed(pool: Pool, app_id: int, devices: int, webpush_origin: str) -> Se
                 "user_id",
                 "tags",
             ],
+            timeout=SEED_TIMEOUT,
         )
         await conn.execute(
             """

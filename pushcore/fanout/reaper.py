@@ -55,19 +55,20 @@ async def run(
     last_prune = 0.0
     while True:
         try:
-            async with pool.acquire() as conn:
-                locked = await conn.fetchval("SELECT pg_try_advisory_lock($1)", reaping.REAPER_LOCK)
+            # A transaction-scoped lock: it ends with the transaction even if this task is
+            # cancelled mid-pass (pooled connections are not reset on release).
+            async with pool.acquire() as conn, conn.transaction():
+                locked = await conn.fetchval(
+                    "SELECT pg_try_advisory_xact_lock($1)", reaping.REAPER_LOCK
+                )
                 if locked:
-                    try:
-                        await reap_once(pool, settings, enqueuer)
-                        await metrics.sample(pool, depths)
-                        if time.monotonic() - last_prune > PRUNE_EVERY or last_prune == 0.0:
-                            deleted = await prune_stale(pool, settings.stale_token_days)
-                            last_prune = time.monotonic()
-                            if deleted:
-                                log.info("pruned %d stale registrations", deleted)
-                    finally:
-                        await conn.execute("SELECT pg_advisory_unlock($1)", reaping.REAPER_LOCK)
+                    await reap_once(pool, settings, enqueuer)
+                    await metrics.sample(pool, depths)
+                    if time.monotonic() - last_prune > PRUNE_EVERY or last_prune == 0.0:
+                        deleted = await prune_stale(pool, settings.stale_token_days)
+                        last_prune = time.monotonic()
+                        if deleted:
+                            log.info("pruned %d stale registrations", deleted)
         except (
             OSError,
             asyncpg.PostgresError,
