@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from benchmarks import delivery_engines
@@ -46,7 +45,12 @@ from pushcore.gateways.fcm import FcmOptions
 from pushcore.gateways.simulators import Simulators
 from pushcore.providers.apns import ApnsProvider
 from pushcore.providers.base import Outcome, Provider, Registration
-from pushcore.providers.credentials import ApnsCredentials, FcmCredentials, WebPushCredentials
+from pushcore.providers.credentials import (
+    ApnsCredentials,
+    FcmCredentials,
+    WebPushCredentials,
+    private_key_pem,
+)
 from pushcore.providers.fcm import FcmProvider
 from pushcore.providers.notification import Notification
 from pushcore.providers.webpush import WebPushProvider
@@ -59,32 +63,24 @@ RESULTS = Path(__file__).resolve().parent / "results"
 STATIC_FCM_TOKEN = "bench-static-access-token"
 
 
-def _pem(key: Any) -> str:
-    return str(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ).decode()
-    )
-
-
 def _providers(sims: Simulators) -> dict[str, Provider[Any]]:
     apns = ApnsCredentials(
         team_id=delivery_engines.TEAM_ID,
         key_id=delivery_engines.KEY_ID,
-        private_key=_pem(ec.generate_private_key(ec.SECP256R1())),
+        private_key=private_key_pem(ec.generate_private_key(ec.SECP256R1())),
         topic=delivery_engines.TOPIC,
     )
     account = {
         "type": "service_account",
         "project_id": "bench",
-        "private_key": _pem(rsa.generate_private_key(public_exponent=65537, key_size=2048)),
+        "private_key": private_key_pem(
+            rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        ),
         "client_email": "bench@bench.iam.gserviceaccount.com",
         "token_uri": f"{sims.fcm.origin}/token",
     }
     vapid = WebPushCredentials(
-        vapid_private_key=_pem(ec.generate_private_key(ec.SECP256R1())),
+        vapid_private_key=private_key_pem(ec.generate_private_key(ec.SECP256R1())),
         subject="mailto:bench@example.com",
     )
     return {

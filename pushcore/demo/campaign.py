@@ -173,17 +173,9 @@ async def _call(
 
 
 def _credentials(fcm_origin: str) -> dict[str, Any]:
-    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-    def pem(key: Any) -> str:
-        return str(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            ).decode()
-        )
+    from pushcore.providers.credentials import private_key_pem as pem
 
     return {
         "apns": {

@@ -41,6 +41,15 @@ def b64url_encode(value: bytes) -> str:
     return base64.urlsafe_b64encode(value).rstrip(b"=").decode("ascii")
 
 
+def private_key_pem(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> str:
+    """An unencrypted PKCS#8 PEM, the form the credentials take (demo, tests, benchmarks)."""
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+
+
 def _fingerprint(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
 

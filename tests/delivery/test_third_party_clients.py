@@ -8,15 +8,14 @@ import asyncio
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from pushcore.gateways import fates
 from pushcore.gateways.simulators import Simulators
 from pushcore.gateways.webpush import WebPushOptions
+from pushcore.providers.credentials import private_key_pem
 
 
 @pytest.fixture(scope="module")
@@ -33,16 +32,6 @@ async def granian_sims(third_party_ca: Path) -> AsyncIterator[Simulators]:
         yield sims
 
 
-def _pem(key: Any) -> str:
-    return str(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ).decode()
-    )
-
-
 async def test_aioapns_client(granian_sims: Simulators) -> None:
     import aioapns
     from aioapns.common import NotificationRequest, PushType
@@ -51,7 +40,7 @@ async def test_aioapns_client(granian_sims: Simulators) -> None:
     ctx = ssl.create_default_context(cafile=str(granian_sims.ca_file))
     ctx.set_alpn_protocols(["h2"])  # aioapns sets no ALPN; the simulator needs h2
     client = aioapns.APNs(
-        key=_pem(ec.generate_private_key(ec.SECP256R1())),
+        key=private_key_pem(ec.generate_private_key(ec.SECP256R1())),
         key_id="KEY1234567",
         team_id="ABCDE12345",
         topic="com.example.app",
@@ -97,7 +86,9 @@ async def test_firebase_admin_client(
         "type": "service_account",
         "project_id": "demo-project",
         "private_key_id": "k1",
-        "private_key": _pem(rsa.generate_private_key(public_exponent=65537, key_size=2048)),
+        "private_key": private_key_pem(
+            rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        ),
         "client_email": "sender@demo-project.iam.gserviceaccount.com",
         "client_id": "1",
         "token_uri": granian_sims.fcm.origin + "/token",

@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from pushcore.providers.credentials import b64url_encode
+from pushcore.providers.credentials import b64url_encode, private_key_pem
 from tests.conftest import ADMIN_TOKEN
 
 Client = TestClient[web.Request, web.Application]
@@ -30,21 +30,11 @@ def fcm_token() -> str:
 
 
 def ec_pem() -> str:
-    key = ec.generate_private_key(ec.SECP256R1())
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
+    return private_key_pem(ec.generate_private_key(ec.SECP256R1()))
 
 
 def rsa_pem() -> str:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
+    return private_key_pem(rsa.generate_private_key(public_exponent=65537, key_size=2048))
 
 
 def web_subscription(endpoint: str | None = None) -> dict[str, Any]:
