@@ -79,3 +79,54 @@ def test_registration_benchmark_tiny(database_url: str, tmp_path: Path) -> None:
     assert set(routes) == {"register", "token_update", "personalize", "depersonalize"}
     assert result["errors"] == {}
     assert (tmp_path / "registration.png").stat().st_size > 0
+
+
+def _run_plain(module: str, *args: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout
+
+
+def test_transport_benchmark_tiny(tmp_path: Path) -> None:
+    out = tmp_path / "transport.json"
+    stdout = _run_plain(
+        "benchmarks.transport",
+        "--tokens",
+        "200",
+        "--repeats",
+        "1",
+        "--h2load-requests",
+        "500",
+        "--out",
+        str(out),
+    )
+    assert json.loads(stdout.strip().splitlines()[-1])["written"] == str(out)
+    written = json.loads(out.read_text())
+    for provider in ("apns", "fcm", "webpush"):
+        medians = written["providers"][provider]["medians"]
+        assert medians["curl"]["ok"] == 200  # every live registration delivered
+        assert written["providers"][provider]["simulator_ceiling_h2load"]["2xx"] == 500
+    assert set(written["goals"]) == {
+        "apns_curl_per_cpu_s_ge_15000",
+        "fcm_curl_per_cpu_s_ge_15000",
+        "apns_curl_vs_aioapns_per_cpu_s",
+    }
+
+
+def test_delivery_engines_benchmark_tiny(tmp_path: Path) -> None:
+    out = tmp_path / "engines.json"
+    _run_plain(
+        "benchmarks.delivery_engines", "--tokens", "200", "--repeats", "1", "--out", str(out)
+    )
+    written = json.loads(out.read_text())
+    assert {e: m["ok_200"] for e, m in written["medians"].items()} == {
+        "curl": 200,
+        "aioapns": 200,
+        "httpx": 200,
+    }
