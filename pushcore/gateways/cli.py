@@ -3,7 +3,11 @@
 Prints one line per simulator, ``<name> <origin> ca=<CA file>``, once all three accept
 requests, then runs until SIGINT or SIGTERM and stops them gracefully (exit code 0).
 A start failure (e.g. a port in use) prints one line to stderr and exits 1; bad arguments
-exit 2 (argparse).
+exit 2 (argparse), as do connection-level faults asked of the granian engine.
+
+Faults given here apply to all three simulators; each simulator also takes ``POST
+/__sim/faults`` (JSON, the same names with underscores) to change them while it runs, and
+serves its counters at ``GET /__sim/stats`` (``POST /__sim/reset`` zeroes them).
 """
 
 from __future__ import annotations
@@ -12,7 +16,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pushcore.gateways.core import Faults, TransportFaults
 
 DEFAULT_CA_DIR = Path(".local/simulators")
 
@@ -89,6 +96,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="close every new connection at once (h2 engine); also POST /__sim/faults",
     )
+    h2_only = parser.add_argument_group("connection-level faults (h2 engine only)")
+    h2_only.add_argument(
+        "--goaway-after", type=_nonnegative(int), default=0, metavar="N",
+        help="send GOAWAY after the N-th request of each connection",
+    )  # fmt: skip
+    h2_only.add_argument(
+        "--rst-every", type=_nonnegative(int), default=0, metavar="N",
+        help="reset every N-th request with RST_STREAM instead of answering it",
+    )  # fmt: skip
+    h2_only.add_argument(
+        "--rst-fraction", type=_nonnegative(float), default=0.0,
+        help="share of requests reset with RST_STREAM (0 to 1)",
+    )  # fmt: skip
+    h2_only.add_argument(
+        "--rst-code", type=int, choices=range(14), default=2, metavar="CODE",
+        help="HTTP/2 error code of those resets (2 INTERNAL_ERROR, 7 REFUSED_STREAM)",
+    )  # fmt: skip
+    h2_only.add_argument(
+        "--drop-after", type=_nonnegative(int), default=0, metavar="N",
+        help="process the N-th request of a connection, then drop it unanswered",
+    )  # fmt: skip
+    parser.add_argument(
+        "--max-concurrent-streams", type=int, default=1000, metavar="N",
+        help="SETTINGS_MAX_CONCURRENT_STREAMS (h2: 1-10000, granian: 10-10000)",
+    )  # fmt: skip
 
 
 def register(subparsers: Any) -> None:
@@ -116,7 +148,6 @@ async def _serve(args: argparse.Namespace) -> int:
     import asyncio
     import signal
 
-    from pushcore.gateways.core import Faults
     from pushcore.gateways.granian_engine import GranianStartError
     from pushcore.gateways.simulators import Simulators
 
@@ -125,14 +156,7 @@ async def _serve(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        faults = Faults(
-            latency=args.latency,
-            error_every=args.error_every,
-            error_status=args.error_status,
-            error_fraction=args.error_fraction,
-            retry_after=args.retry_after,
-            refuse_connections=args.refuse_connections,
-        )
+        faults, transport_faults = _faults(args)
     except ValueError as exc:
         print(f"pushcore simulators: {exc}", file=sys.stderr)
         return 2
@@ -144,6 +168,7 @@ async def _serve(args: argparse.Namespace) -> int:
             ports=ports,
             ca_dir=args.ca_dir,
             faults=faults,
+            transport_faults=transport_faults,
             workers=args.workers,
         ) as sims:
             for sim in sims:
@@ -153,6 +178,34 @@ async def _serve(args: argparse.Namespace) -> int:
         print(f"pushcore simulators: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _faults(args: argparse.Namespace) -> tuple[Faults, TransportFaults]:
+    """The flags' fault set; ``ValueError`` for values out of range or not for granian."""
+    from pushcore.gateways.core import Faults, TransportFaults
+
+    faults = Faults(
+        latency=args.latency,
+        error_every=args.error_every,
+        error_status=args.error_status,
+        error_fraction=args.error_fraction,
+        retry_after=args.retry_after,
+        refuse_connections=args.refuse_connections,
+    )
+    transport_faults = TransportFaults(
+        max_concurrent_streams=args.max_concurrent_streams,
+        goaway_after=args.goaway_after,
+        rst_every=args.rst_every,
+        rst_fraction=args.rst_fraction,
+        rst_code=args.rst_code,
+        drop_after=args.drop_after,
+    )
+    if args.engine == "granian":
+        if transport_faults.needs_h2_engine or faults.refuse_connections:
+            raise ValueError("connection-level faults need --engine h2")
+        if args.max_concurrent_streams < 10:
+            raise ValueError("granian's --max-concurrent-streams must be at least 10")
+    return faults, transport_faults
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,12 +3,24 @@
 A simulator is pure: :meth:`Simulator.handle` maps one :class:`SimRequest` to one
 :class:`SimResponse` and updates its :class:`Counters`.  The engines (granian in
 :mod:`pushcore.gateways.rsgi`, the ``h2`` state machine in :mod:`pushcore.gateways.h2server`)
-only move bytes and call :func:`dispatch`, which also serves ``GET /__stats`` (counters as
-JSON, ``?tokens=1`` adds the per-token table) and ``DELETE /__stats`` (reset).
+only move bytes and call :func:`dispatch`, which also serves the control routes:
 
-Faults that need no transport (latency, 429/503 with ``Retry-After``) live in
-:class:`Faults` and work on both engines; the connection-level ones (GOAWAY, RST_STREAM,
-drop, stream limit) are in :class:`TransportFaults` and need the ``h2`` engine.
+- ``GET /__sim/stats`` (alias ``GET /__stats``): counters as JSON (``requests``,
+  ``delivered``, ``rejected``, ``by_status``, ``duplicates``...; ``?tokens=1`` adds the
+  per-token table);
+- ``POST /__sim/reset`` (alias ``DELETE /__stats``): zero the counters;
+- ``POST /__sim/faults``: replace the faults at runtime.  The JSON body is the whole fault
+  set (fields of :class:`Faults` and, on the ``h2`` engine, of :class:`TransportFaults`);
+  fields left out take their defaults, so ``{}`` lifts every fault.  The answer echoes the
+  fault set now in force.
+
+Faults that need no transport (latency, 429/500/503 with ``Retry-After``) live in
+:class:`Faults` and work on both engines; the connection-level ones (refusing connections,
+GOAWAY, RST_STREAM, drop, stream limit) need the ``h2`` engine, except the stream limit,
+which granian takes as a start-up flag.  Granian refuses them (400 on the control route,
+``ValueError`` at start) rather than ignoring them.  With granian every worker process has
+its own counters and faults: a control request reaches one worker, so use one worker
+(the default) when tests depend on them.
 """
 
 from __future__ import annotations
@@ -16,7 +28,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Protocol
 
 STATS_PATH = "/__stats"  # GET counters (?tokens=1: per token), DELETE: reset
@@ -47,6 +59,7 @@ class SimRequest:
     body: bytes
     query: str = ""
     authority: str = ""  # ``:authority`` / Host, for Web Push's VAPID audience check
+    http_version: str = "2"  # "1.1" when granian served it over HTTP/1.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,23 +125,34 @@ class TransportFaults:
     as the last stream is sent and the connection closes.  ``drop_after``: process the
     N-th request, then abort the connection without answering it (the client cannot know
     whether it was delivered).
-    ``rst_every``: reset every N-th request with ``rst_code`` instead of processing it."""
+    ``rst_every``: reset every N-th request with ``rst_code`` instead of processing it;
+    ``rst_fraction``: reset that share of requests at random (seeded by ``seed``).
+
+    Set at runtime (``POST /__sim/faults``), ``goaway_after``/``drop_after`` act on the
+    N-th or any later request of open connections too, and ``max_concurrent_streams``
+    applies to connections opened afterwards (it is announced in the first SETTINGS)."""
 
     max_concurrent_streams: int = 1000
     goaway_after: int = 0
     rst_every: int = 0
+    rst_fraction: float = 0.0
     rst_code: int = 2  # INTERNAL_ERROR; 7 = REFUSED_STREAM ("not processed")
     drop_after: int = 0
+    seed: int = 0
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_concurrent_streams <= 10_000:
             raise ValueError("max_concurrent_streams must be between 1 and 10000")
         if min(self.goaway_after, self.rst_every, self.drop_after) < 0:
             raise ValueError("fault counts must be >= 0")
+        if not 0 <= self.rst_fraction <= 1:
+            raise ValueError("rst_fraction must be within [0, 1]")
+        if not 0 <= self.rst_code <= 0xD:
+            raise ValueError("rst_code must be an HTTP/2 error code (0 to 13)")
 
     @property
     def needs_h2_engine(self) -> bool:
-        return bool(self.goaway_after or self.rst_every or self.drop_after)
+        return bool(self.goaway_after or self.rst_every or self.rst_fraction or self.drop_after)
 
 
 @dataclass(slots=True)
@@ -148,6 +172,8 @@ class Counters:
     tokens: dict[str, TokenCount] = field(default_factory=dict)
     untracked: int = 0
     faults: dict[str, int] = field(default_factory=dict)
+    # provider requests (not stats/control ones) by HTTP version: "2", "1.1"
+    by_http_version: dict[str, int] = field(default_factory=dict)
     # Requests received and not yet answered (engines maintain it; a /__stats request
     # counts itself, so a snapshot shows in_flight >= 1).
     in_flight: int = 0
@@ -194,6 +220,7 @@ class Counters:
         self.by_reason.clear()
         self.tokens.clear()
         self.faults.clear()
+        self.by_http_version.clear()
 
     def snapshot(self, *, with_tokens: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -204,6 +231,7 @@ class Counters:
             "tracked_tokens": len(self.tokens),
             "untracked": self.untracked,
             "faults": dict(sorted(self.faults.items())),
+            "by_http_version": dict(sorted(self.by_http_version.items())),
             "in_flight": self.in_flight,
             "peak_in_flight": self.peak_in_flight,
         }
@@ -253,12 +281,32 @@ class Throttle:
         return bool(f.error_fraction) and self._random.random() < f.error_fraction
 
 
-def dispatch(sim: Simulator, throttle: Throttle, request: SimRequest) -> SimResponse:
-    """Stats routes, then throttling, then the provider."""
+class TransportControl(Protocol):
+    """An engine whose connection-level faults can be replaced at runtime (``h2``)."""
+
+    transport_faults: TransportFaults
+
+    def replace_transport_faults(self, faults: TransportFaults) -> None: ...
+
+
+_FAULT_FIELDS = frozenset(f.name for f in fields(Faults))
+_TRANSPORT_FIELDS = frozenset(f.name for f in fields(TransportFaults)) - {"seed"}
+
+
+def dispatch(
+    sim: Simulator,
+    throttle: Throttle,
+    request: SimRequest,
+    transport: TransportControl | None = None,
+) -> SimResponse:
+    """Stats and control routes, then throttling, then the provider.  ``transport``: the
+    engine's connection-level faults, None where it has none (granian)."""
     if request.path == STATS_PATH:
         return _stats(sim, request)
     if request.path.startswith("/__sim/"):
-        return _control(sim, throttle, request)
+        return _control(sim, throttle, request, transport)
+    versions = sim.counters.by_http_version
+    versions[request.http_version] = versions.get(request.http_version, 0) + 1
     if len(request.body) > MAX_BODY:
         sim.counters.record(413, "BodyOverEngineLimit")
         return json_response(413, {"reason": "PayloadTooLarge"})
@@ -278,7 +326,9 @@ def _stats(sim: Simulator, request: SimRequest) -> SimResponse:
     return json_response(405, {"reason": "MethodNotAllowed"})
 
 
-def _control(sim: Simulator, throttle: Throttle, request: SimRequest) -> SimResponse:
+def _control(
+    sim: Simulator, throttle: Throttle, request: SimRequest, transport: TransportControl | None
+) -> SimResponse:
     if request.path == SIM_STATS and request.method == "GET":
         with_tokens = "tokens=1" in request.query.split("&")
         return json_response(200, sim.counters.snapshot(with_tokens=with_tokens))
@@ -287,14 +337,38 @@ def _control(sim: Simulator, throttle: Throttle, request: SimRequest) -> SimResp
         return json_response(200, {"reset": True})
     if request.path == SIM_FAULTS and request.method == "POST":
         try:
-            fields = json.loads(request.body or b"{}")
-            throttle.replace(Faults(**fields))
+            faults, transport_faults = parse_faults(request.body, h2_engine=transport is not None)
         except (ValueError, TypeError) as exc:
             return json_response(400, {"reason": "BadFaults", "detail": str(exc)})
-        return json_response(200, asdict(throttle.faults))
+        throttle.replace(faults)
+        answer = asdict(faults)
+        if transport is not None:
+            transport.replace_transport_faults(transport_faults)
+            answer.update(asdict(transport_faults))
+        return json_response(200, answer)
     if request.path in (SIM_STATS, SIM_RESET, SIM_FAULTS):
         return json_response(405, {"reason": "MethodNotAllowed"})
     return json_response(404, {"reason": "NotFound"})
+
+
+def parse_faults(body: bytes, *, h2_engine: bool) -> tuple[Faults, TransportFaults]:
+    """The fault set of a ``POST /__sim/faults`` body; ``ValueError``/``TypeError`` when it
+    is malformed or asks granian (``h2_engine`` False) for what only ``h2`` can do."""
+    given = json.loads(body or b"{}")
+    if not isinstance(given, dict):
+        raise TypeError("the body must be a JSON object")
+    unknown = set(given) - _FAULT_FIELDS - _TRANSPORT_FIELDS
+    if unknown:
+        raise ValueError(f"unknown fault fields: {', '.join(sorted(unknown))}")
+    faults = Faults(**{k: v for k, v in given.items() if k in _FAULT_FIELDS})
+    transport = {k: v for k, v in given.items() if k in _TRANSPORT_FIELDS}
+    transport_faults = TransportFaults(**transport, seed=faults.seed)
+    if not h2_engine and (transport or faults.refuse_connections):
+        raise ValueError(
+            "connection-level faults need the h2 engine (granian takes "
+            "max_concurrent_streams only as a start-up flag)"
+        )
+    return faults, transport_faults
 
 
 SimulatorFactory = Callable[..., Simulator]

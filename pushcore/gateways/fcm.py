@@ -10,6 +10,10 @@ Access tokens are stateless (HMAC of their claims with a key fixed in this modul
 every engine worker and every simulator instance accepts every other's tokens; they are
 not secrets, just a way to tell "went through /token" from "made up".
 
+A message targets exactly one of ``token``, ``fid`` (a Firebase installation id, which
+firebase-admin 7.7 sends in place of the now deprecated ``token``), ``topic`` or
+``condition``; a ``fid`` has the same fates as a token.
+
 Not simulated: per-project quotas, SENDER_ID_MISMATCH, topic/condition syntax checks.
 
 Pure: no I/O.
@@ -34,6 +38,8 @@ from pushcore.gateways.auth import JwtChecker, JwtRejected, b64url_decode, numbe
 from pushcore.gateways.core import Counters, Reject, SimRequest, SimResponse, json_response
 
 TOKEN_PATH = "/token"  # noqa: S105 (a path)
+TARGETS = ("token", "fid", "topic", "condition")
+DEVICE_TARGETS = ("token", "fid")
 GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"  # noqa: S105 (a URL)
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 SCOPES = frozenset(
@@ -44,6 +50,7 @@ SCOPES = frozenset(
 )
 PAYLOAD_LIMIT = 4096  # FCM's limit on data + notification
 ACCESS_TOKEN_SECONDS = 3600
+ACCESS_CACHE_SIZE = 1024
 _TOKEN_KEY = b"pushcore-gateways-fcm-simulator"
 _FCM_ERROR = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
 _AUTH_HELP = (
@@ -79,6 +86,9 @@ class FcmSimulator:
     name: str = "fcm"
     _jwt: JwtChecker = field(init=False)
     _sent: int = 0
+    # access token -> claims of tokens whose MAC passed (bounded; only exp is re-checked):
+    # the HMAC and decoding cost as much as the rest of a send
+    _access: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         keys = None
@@ -99,6 +109,9 @@ class FcmSimulator:
     def _access_claims(self, token: str) -> dict[str, Any] | None:
         if self.options.static_tokens and token in self.options.static_tokens:
             return {"scope": " ".join(SCOPES), "exp": float("inf")}
+        cached = self._access.get(token)
+        if cached is not None:
+            return cached if cached.get("exp", 0) > self.clock() else None
         parts = token.split(".")
         if len(parts) != 4 or parts[:2] != ["ya29", "sim"]:
             return None
@@ -109,6 +122,9 @@ class FcmSimulator:
             claims: dict[str, Any] = json.loads(b64url_decode(parts[2]))
         except ValueError:
             return None
+        if len(self._access) >= ACCESS_CACHE_SIZE:
+            self._access.clear()
+        self._access[token] = claims
         return claims if claims.get("exp", 0) > self.clock() else None
 
     # --- routes -------------------------------------------------------------------------
@@ -221,25 +237,36 @@ def _parse_message(body: bytes) -> tuple[dict[str, Any], bool]:
     message = payload.get("message") if isinstance(payload, dict) else None
     if not isinstance(message, dict):
         raise Reject(400, "INVALID_ARGUMENT", "Invalid JSON payload received. No 'message'.")
-    if sum(k in message for k in ("token", "topic", "condition")) != 1:
+    if sum(k in message for k in TARGETS) != 1:
         raise Reject(
-            400, "INVALID_ARGUMENT", "Exactly one of message.token, topic or condition is needed."
+            400,
+            "INVALID_ARGUMENT",
+            "Exactly one of message.token, fid, topic or condition is needed.",
         )
     data = message.get("data", {})
     if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
         raise Reject(
             400, "INVALID_ARGUMENT", "Invalid value at 'message.data': values must be strings."
         )
-    size = len(json.dumps([data, message.get("notification")], separators=(",", ":")))
-    if size > PAYLOAD_LIMIT:
+    # data + notification, compact, in UTF-8 bytes: never longer than the body they came
+    # from, so they need measuring only when the body itself is over the limit
+    if len(body) > PAYLOAD_LIMIT and _payload_size(data, message) > PAYLOAD_LIMIT:
         raise Reject(400, "INVALID_ARGUMENT", "Android message is too big", "INVALID_ARGUMENT")
     return message, payload.get("validate_only") is True
 
 
+def _payload_size(data: dict[str, Any], message: dict[str, Any]) -> int:
+    compact = json.dumps(
+        [data, message.get("notification")], separators=(",", ":"), ensure_ascii=False
+    )
+    return len(compact.encode("utf-8", "surrogatepass"))
+
+
 def _check_token(message: dict[str, Any]) -> str | None:
-    if "token" not in message:
+    field = next((k for k in DEVICE_TARGETS if k in message), None)
+    if field is None:
         return None  # a topic or condition send
-    token = message["token"]
+    token = message[field]
     invalid = "The registration token is not a valid FCM registration token"
     if not isinstance(token, str) or not token:
         raise Reject(400, "INVALID_ARGUMENT", invalid, "INVALID_ARGUMENT")
@@ -266,7 +293,8 @@ def _project_of(request: SimRequest) -> str:
 def _token_of(request: SimRequest) -> str | None:
     # Only for counting throttled requests per token; a malformed body counts without one.
     try:
-        token = json.loads(request.body)["message"]["token"]
-    except (ValueError, KeyError, TypeError):
+        message = json.loads(request.body)["message"]
+        token = next(message[k] for k in DEVICE_TARGETS if k in message)
+    except (ValueError, KeyError, TypeError, StopIteration):
         return None
     return token if isinstance(token, str) else None

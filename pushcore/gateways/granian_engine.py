@@ -57,8 +57,10 @@ class GranianProcess:
         max_tracked_tokens: int | None = None,
     ) -> None:
         tf = transport_faults or TransportFaults()
-        if tf.needs_h2_engine:
-            raise ValueError("GOAWAY, RST_STREAM and drop faults need the h2 engine")
+        if tf.needs_h2_engine or (faults is not None and faults.refuse_connections):
+            raise ValueError(
+                "refusing connections, GOAWAY, RST_STREAM and drop faults need the h2 engine"
+            )
         if tf.max_concurrent_streams < 10:
             raise ValueError("granian's max_concurrent_streams must be at least 10")
         self.provider = provider

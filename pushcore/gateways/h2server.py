@@ -2,7 +2,9 @@
 
 Slow (~3,000 requests/s) but it controls every frame, so it carries the connection-level
 faults of :class:`~pushcore.gateways.core.TransportFaults`: a stream limit announced in
-SETTINGS, GOAWAY after N requests, RST_STREAM on every N-th request, and an abrupt drop.
+SETTINGS, GOAWAY after N requests, RST_STREAM on every N-th request or on a share of them,
+an abrupt drop, and refusing connections (each new one is aborted right after the TLS
+handshake).  All of them can be replaced at runtime with ``POST /__sim/faults``.
 
 Limits: request bodies above :data:`~pushcore.gateways.core.MAX_BODY` are not buffered
 (answered 413); at most ``max_connections`` connections (others are closed at once); a
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import ssl
 from dataclasses import dataclass, field
 
@@ -40,6 +43,7 @@ from pushcore.gateways.tls import TlsFiles
 
 log = logging.getLogger(__name__)
 MAX_CONNECTIONS = 256
+CONTROL_PREFIXES = ("/__sim/", "/__stats")
 HANDSHAKE_TIMEOUT = 10.0
 
 
@@ -77,6 +81,7 @@ class H2Server:
         self.throttle = Throttle(self.faults)
         self.max_connections = max_connections
         self.requests_seen = 0  # for rst_every, across connections
+        self._rst_random = random.Random(self.transport_faults.seed)  # noqa: S311 (faults)
         self.connections: set[_Connection] = set()
         self._ssl = server_ssl_context(tls)
         self._server: asyncio.Server | None = None
@@ -92,6 +97,20 @@ class H2Server:
             ssl_handshake_timeout=HANDSHAKE_TIMEOUT,
         )
         self.port = self._server.sockets[0].getsockname()[1]
+
+    def replace_transport_faults(self, faults: TransportFaults) -> None:
+        """``POST /__sim/faults`` (see :class:`~pushcore.gateways.core.TransportFaults`)."""
+        self.transport_faults = faults
+        self.requests_seen = 0
+        self._rst_random = random.Random(faults.seed)  # noqa: S311 (fault injection)
+
+    def reset_now(self) -> bool:
+        """Whether the next request is answered with RST_STREAM (``rst_every``/``_fraction``)."""
+        tf = self.transport_faults
+        self.requests_seen += 1
+        if tf.rst_every and self.requests_seen % tf.rst_every == 0:
+            return True
+        return bool(tf.rst_fraction) and self._rst_random.random() < tf.rst_fraction
 
     async def aclose(self, timeout: float = 5.0) -> None:
         if self._server is None:
@@ -212,20 +231,25 @@ class _Connection(asyncio.Protocol):
             return
         stream.complete = True
         tf = self.server.transport_faults
+        if stream.headers.get(":path", "").startswith(CONTROL_PREFIXES):
+            # stats and control requests are exempt from the connection-level faults, so
+            # a test can always read the counters and lift a fault
+            self._answer_now(sid, stream)
+            return
         self.requests += 1
-        self.server.requests_seen += 1
-        if tf.rst_every and self.server.requests_seen % tf.rst_every == 0:
+        if self.server.reset_now():
             self.sim.counters.fault("rst_stream")
             self._forget(sid)
             self.h2.reset_stream(sid, tf.rst_code)
             return
-        if tf.drop_after and self.requests == tf.drop_after:
+        # ">=": a knob set at runtime also acts on connections already past N
+        if tf.drop_after and self.requests >= tf.drop_after:
             self._answer_now(sid, stream)  # processed and counted, but the answer is lost
             self.sim.counters.fault("dropped")
             self._forget(sid)
             self._close_transport(abort=True)
             return
-        if tf.goaway_after and self.requests == tf.goaway_after and not self.goaway_last:
+        if tf.goaway_after and self.requests >= tf.goaway_after and not self.goaway_last:
             self._start_goaway(sid)
         if self.server.throttle.faults.latency:
             task = asyncio.get_running_loop().create_task(self._answer_later(sid, stream))
@@ -251,7 +275,7 @@ class _Connection(asyncio.Protocol):
             query=query,
             authority=h.get(":authority", ""),
         )
-        response = dispatch(self.sim, self.server.throttle, request)
+        response = dispatch(self.sim, self.server.throttle, request, self.server)
         if self.transport is None or self.transport.is_closing():
             return
         headers = [(":status", str(response.status)), *response.headers]

@@ -11,8 +11,10 @@ The worker learns what to simulate from two environment variables set by
 (Not ``PUSHCORE_*``: :func:`pushcore.config.load_settings` refuses unknown variables of
 that prefix, and these belong to the simulator process only.)
 
-Counters live in the worker process: with ``--workers N`` each worker counts its own
-requests and ``/__stats`` shows whichever worker answered, so exact counts need one worker.
+Counters and faults live in the worker process: with ``--workers N`` each worker counts its
+own requests, ``/__sim/stats`` shows whichever worker answered and ``POST /__sim/faults``
+changes only that worker's faults, so exact counts and runtime faults need one worker.
+Connection-level faults are refused here (no handle on granian's connections).
 """
 
 from __future__ import annotations
@@ -104,6 +106,7 @@ class RsgiApp:
                 body,
                 scope.query_string,
                 scope.authority or headers.get("host") or "",
+                scope.http_version,
             )
             response = dispatch(sim, self.throttle, request)
         finally:

@@ -6,7 +6,9 @@
         sims.apns.origin        # "https://127.0.0.1:41234"
         sims.ca_file            # trust this CA (httpx: verify=str(sims.ca_file))
         sims.apns.counters      # live Counters (h2 engine only)
-        await sims.fcm.fetch_stats()   # GET /__stats, both engines
+        await sims.fcm.fetch_stats()   # GET /__sim/stats, both engines
+        await sims.fcm.reset_stats()   # POST /__sim/reset
+        await sims.fcm.set_faults(error_every=10, error_status=503)  # POST /__sim/faults
 
 Everything started is stopped when the block exits, also on error; each start and stop is
 bounded by a timeout.
@@ -25,7 +27,14 @@ from typing import Any, Literal, TypeVar
 
 from pushcore.gateways.apns import ApnsOptions
 from pushcore.gateways.client import h2_request
-from pushcore.gateways.core import STATS_PATH, Counters, Faults, TransportFaults
+from pushcore.gateways.core import (
+    SIM_FAULTS,
+    SIM_RESET,
+    SIM_STATS,
+    Counters,
+    Faults,
+    TransportFaults,
+)
 from pushcore.gateways.fcm import FcmOptions
 from pushcore.gateways.granian_engine import GranianProcess
 from pushcore.gateways.h2server import H2Server
@@ -65,22 +74,35 @@ class RunningSimulator:
         )
 
     async def fetch_stats(self, *, with_tokens: bool = False) -> dict[str, Any]:
-        """``GET /__stats`` (``with_tokens``: the per-token table too)."""
-        path = STATS_PATH + ("?tokens=1" if with_tokens else "")
-        status, _, body = await h2_request(
-            self.origin, self.ca_file, "GET", path, timeout=STATS_TIMEOUT
-        )
-        if status != 200:
-            raise RuntimeError(f"{self.name}: GET {path} answered {status}")
-        stats: dict[str, Any] = json.loads(body)
-        return stats
+        """``GET /__sim/stats`` (``with_tokens``: the per-token table too)."""
+        path = SIM_STATS + ("?tokens=1" if with_tokens else "")
+        return await self._control("GET", path)
 
     async def reset_stats(self) -> None:
-        status, _, _ = await h2_request(
-            self.origin, self.ca_file, "DELETE", STATS_PATH, timeout=STATS_TIMEOUT
+        """``POST /__sim/reset``."""
+        await self._control("POST", SIM_RESET)
+
+    async def set_faults(self, **fields: Any) -> dict[str, Any]:
+        """``POST /__sim/faults``: the whole fault set (fields left out: no fault); returns
+        the set in force.  Granian: one worker's faults only, connection-level ones refused."""
+        return await self._control("POST", SIM_FAULTS, json.dumps(fields).encode())
+
+    async def _control(self, method: str, path: str, body: bytes = b"") -> dict[str, Any]:
+        headers = [("content-type", "application/json")] if body else []
+        status, _, answer = await h2_request(
+            self.origin,
+            self.ca_file,
+            method,
+            path,
+            headers=headers,
+            body=body,
+            timeout=STATS_TIMEOUT,
         )
-        if status != 204:
-            raise RuntimeError(f"{self.name}: DELETE {STATS_PATH} answered {status}")
+        if status != 200:
+            detail = answer[:300].decode("utf-8", "replace")
+            raise RuntimeError(f"{self.name}: {method} {path} answered {status}: {detail}")
+        result: dict[str, Any] = json.loads(answer)
+        return result
 
     async def aclose(self) -> None:
         return None

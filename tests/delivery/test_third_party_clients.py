@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
+import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
@@ -65,9 +67,11 @@ async def test_aioapns_client(granian_sims: Simulators) -> None:
     assert (results[dead].status, results[dead].description) == ("410", "Unregistered")
     stats = await granian_sims.apns.fetch_stats(with_tokens=True)
     assert stats["tokens"][live]["accepted"] == 1
+    assert stats["by_http_version"] == {"2": 2}
 
 
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # inside google-auth / firebase-admin
+# firebase-admin 7.7 deprecates Message.token for Message.fid; both are sent here
+@pytest.mark.filterwarnings("ignore:Message.token is deprecated:DeprecationWarning")
 async def test_firebase_admin_client(
     granian_sims: Simulators, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -98,10 +102,13 @@ async def test_firebase_admin_client(
     )
     try:
         live, unreg = fates.fcm_token(1), fates.fcm_token(2, fates.Fate.DEAD)
+        live_fid, unreg_fid = fates.fcm_token(3), fates.fcm_token(4, fates.Fate.DEAD)
         batch = await messaging.send_each_async(
             [
                 messaging.Message(token=live, notification=messaging.Notification(title="hi")),
                 messaging.Message(token=unreg, data={"k": "v"}),
+                messaging.Message(fid=live_fid, data={"k": "v"}),
+                messaging.Message(fid=unreg_fid, data={"k": "v"}),
             ],
             dry_run=False,
             app=app,
@@ -109,10 +116,17 @@ async def test_firebase_admin_client(
     finally:
         # delete_app closes firebase-admin's async client with asyncio.run: not on this loop
         await asyncio.to_thread(firebase_admin.delete_app, app)
-    ok, gone = batch.responses
-    assert ok.success, ok.exception
-    assert ok.message_id.startswith("projects/demo-project/messages/")
+    ok, gone, ok_fid, gone_fid = batch.responses
+    for answer in (ok, ok_fid):
+        assert answer.success, answer.exception
+        assert answer.message_id.startswith("projects/demo-project/messages/")
     assert isinstance(gone.exception, messaging.UnregisteredError)
+    assert isinstance(gone_fid.exception, messaging.UnregisteredError)
+    stats = await granian_sims.fcm.fetch_stats(with_tokens=True)
+    assert stats["by_status"] == {"200": 3, "404": 2}  # the OAuth token, two deliveries
+    assert stats["duplicates"] == 0
+    # google-auth fetches the token with requests (HTTP/1.1), the sends go over httpx's h2
+    assert stats["by_http_version"] == {"1.1": 1, "2": 4}
 
 
 async def test_pywebpush_client(granian_sims: Simulators, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -136,15 +150,64 @@ async def test_pywebpush_client(granian_sims: Simulators, monkeypatch: pytest.Mo
     )
     # 201 only if the VAPID signature verified and the simulator decrypted the body
     assert response.status_code == 201, response.text
-    gone = fates.webpush_subscription(2, fates.Fate.DEAD, origin=origin)
-    with pytest.raises(WebPushException) as refused:
-        await asyncio.to_thread(
-            webpush,
-            {"endpoint": gone.endpoint, "keys": {"p256dh": gone.p256dh, "auth": gone.auth}},
-            data="bye",
-            vapid_private_key=vapid,
-            vapid_claims=dict(claims),
-            timeout=10,
-        )
-    assert refused.value.response is not None
-    assert refused.value.response.status_code == 410
+    # the two dead forms: a ``gone...`` subscription id and an endpoint path ending /gone
+    dead = fates.webpush_subscription(2, fates.Fate.DEAD, origin=origin)
+    ends_gone = fates.webpush_subscription(3, origin=origin)
+    for endpoint, keys in ((dead.endpoint, dead), (ends_gone.endpoint + "/gone", ends_gone)):
+        with pytest.raises(WebPushException) as refused:
+            await asyncio.to_thread(
+                webpush,
+                {"endpoint": endpoint, "keys": {"p256dh": keys.p256dh, "auth": keys.auth}},
+                data="bye",
+                vapid_private_key=vapid,
+                vapid_claims=dict(claims),
+                timeout=10,
+            )
+        assert refused.value.response is not None
+        assert refused.value.response.status_code == 410
+    stats = await granian_sims.webpush.fetch_stats()
+    assert (stats["delivered"], stats["rejected"], stats["by_status"]) == (
+        1,
+        2,
+        {"201": 1, "410": 2},
+    )
+    assert stats["by_http_version"] == {"1.1": 3}  # pywebpush uses requests: no HTTP/2
+
+
+class _Http2Session:
+    """What pywebpush calls on its ``requests_session`` (``post``), carried over HTTP/2."""
+
+    def __init__(self, client: httpx.Client) -> None:
+        self.client = client
+
+    def post(
+        self, url: str, *, timeout: float, data: bytes | None, headers: Mapping[str, str]
+    ) -> httpx.Response:
+        return self.client.post(url, content=data, headers=dict(headers), timeout=timeout)
+
+
+async def test_pywebpush_request_over_http2(granian_sims: Simulators) -> None:
+    # pywebpush's own request (its encryption, headers and VAPID signature), handed to an
+    # HTTP/2 client instead of requests: the h2 path of the simulator decrypts it too
+    from py_vapid import Vapid02
+    from pywebpush import WebPusher
+
+    vapid = Vapid02()
+    vapid.generate_keys()
+    origin = granian_sims.webpush.origin
+    claims = {"sub": "mailto:ops@example.com", "aud": origin, "exp": int(time.time()) + 600}
+    live = fates.webpush_subscription(4, origin=origin)
+    info = {"endpoint": live.endpoint, "keys": {"p256dh": live.p256dh, "auth": live.auth}}
+    verify = ssl.create_default_context(cafile=str(granian_sims.ca_file))
+
+    def send() -> httpx.Response:
+        with httpx.Client(http2=True, verify=verify) as client:
+            pusher = WebPusher(info, requests_session=_Http2Session(client))
+            response = pusher.send('{"title": "hi"}', headers=vapid.sign(claims), ttl=60)
+            assert isinstance(response, httpx.Response)
+            assert response.http_version == "HTTP/2"
+            return response
+
+    response = await asyncio.to_thread(send)
+    assert response.status_code == 201, response.text
+    assert (await granian_sims.webpush.fetch_stats())["by_http_version"] == {"2": 1}

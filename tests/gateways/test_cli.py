@@ -85,3 +85,35 @@ def test_register_adds_the_simulators_command() -> None:
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["simulators", "--engine", "h2", "--apns-port", "0"])
     assert (args.handler, args.engine, args.host) == (run, "h2", "127.0.0.1")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--goaway-after", "3"], ["--refuse-connections"], ["--max-concurrent-streams", "5"]],
+)
+async def test_cli_connection_faults_need_the_h2_engine(args: list[str]) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "pushcore.gateways", "--engine", "granian", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(proc.communicate(), 20)
+    assert proc.returncode == 2
+    assert b"pushcore simulators:" in err
+
+
+def test_fault_flags_build_the_fault_set() -> None:
+    import argparse
+
+    from pushcore.gateways.cli import _faults, add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    flags = (
+        "--engine h2 --refuse-connections --goaway-after 5 --rst-fraction 0.1 --rst-code 7"
+        " --drop-after 9 --max-concurrent-streams 4 --error-every 3 --error-status 503"
+    )
+    args = parser.parse_args(flags.split(" "))
+    faults, tf = _faults(args)
+    assert (faults.refuse_connections, faults.error_every, faults.error_status) == (True, 3, 503)
+    assert (tf.goaway_after, tf.rst_fraction, tf.rst_code, tf.drop_after) == (5, 0.1, 7, 9)
+    assert tf.max_concurrent_streams == 4

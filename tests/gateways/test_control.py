@@ -84,3 +84,45 @@ async def test_refusing_connections(sims: Simulators, client: httpx.AsyncClient)
 
 def _trust(sims: Simulators) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(sims.ca_file))
+
+
+async def test_helpers_use_the_control_routes(sims: Simulators) -> None:
+    stats = await sims.fcm.fetch_stats()
+    assert {"requests", "delivered", "rejected", "by_status", "duplicates"} <= set(stats)
+    answer = await sims.fcm.set_faults(latency=0.01, error_every=3)
+    assert (answer["latency"], answer["error_every"], answer["error_status"]) == (0.01, 3, 429)
+    await sims.fcm.reset_stats()
+    assert (await sims.fcm.fetch_stats())["requests"] == 0
+    with pytest.raises(RuntimeError, match="unknown fault fields: nonsense"):
+        await sims.fcm.set_faults(nonsense=1)
+    await sims.fcm.set_faults()
+
+
+@pytest.mark.parametrize("sims", ["granian"], indirect=True)
+@pytest.mark.parametrize("fields", [{"refuse_connections": True}, {"goaway_after": 1}])
+async def test_granian_refuses_connection_faults_at_runtime(
+    sims: Simulators, fields: dict[str, object]
+) -> None:
+    with pytest.raises(RuntimeError, match=r"answered 400.*need the h2 engine"):
+        await sims.apns.set_faults(**fields)
+
+
+@pytest.mark.parametrize("sims", ["h2"], indirect=True)
+async def test_transport_faults_set_at_runtime(sims: Simulators, client: httpx.AsyncClient) -> None:
+    def url(i: int) -> str:
+        return f"{sims.apns.origin}/3/device/{fates.apns_token(i)}"
+
+    answer = await sims.apns.set_faults(rst_fraction=1.0, rst_code=7)
+    assert (answer["rst_fraction"], answer["max_concurrent_streams"]) == (1.0, 1000)
+    with pytest.raises(httpx.HTTPError):
+        await client.post(url(1), headers=apns_headers(), content=PAYLOAD)
+    # GOAWAY after every request: httpx reconnects each time and every request is answered
+    await sims.apns.set_faults(goaway_after=1)
+    async with httpx.AsyncClient(http2=True, verify=_trust(sims), timeout=5) as fresh:
+        for i in range(2, 5):
+            r = await fresh.post(url(i), headers=apns_headers(), content=PAYLOAD)
+            assert r.status_code == 200
+    await sims.apns.set_faults()
+    stats = await sims.apns.fetch_stats()
+    assert stats["faults"] == {"goaway": 3, "rst_stream": 1}
+    assert (stats["delivered"], stats["duplicates"]) == (3, 0)

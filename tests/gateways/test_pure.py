@@ -17,7 +17,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from pushcore.gateways import fates
 from pushcore.gateways.apns import ApnsOptions, ApnsSimulator
-from pushcore.gateways.core import Counters, Faults, SimRequest, Throttle, dispatch
+from pushcore.gateways.core import (
+    Counters,
+    Faults,
+    SimRequest,
+    Throttle,
+    TransportFaults,
+    dispatch,
+    parse_faults,
+)
 from pushcore.gateways.fates import Fate
 from pushcore.gateways.fcm import FcmSimulator
 from pushcore.gateways.tls import ensure_certificates
@@ -143,3 +151,38 @@ def test_tls_files_are_reused_and_cover_loopback(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=30, check=True,
     )  # fmt: skip
     assert out.stdout.strip() == str(first.ca_file)
+
+
+def test_fcm_fid_target_has_the_token_fates() -> None:
+    sim = FcmSimulator()
+    token = sim.mint_access_token("sa@x", ["https://www.googleapis.com/auth/firebase.messaging"])
+    auth = {"authorization": f"Bearer {token}"}
+    path = "/v1/projects/p/messages:send"
+
+    def send(message: dict[str, object]) -> int:
+        body = json.dumps({"message": message}).encode()
+        return sim.handle(_req(path, auth, body)).status
+
+    assert send({"fid": fates.fcm_token(1)}) == 200
+    assert send({"fid": fates.fcm_token(2, Fate.DEAD)}) == 404
+    assert send({"fid": fates.fcm_token(3, Fate.INVALID)}) == 400
+    assert send({"fid": fates.fcm_token(4), "token": fates.fcm_token(4)}) == 400
+    assert sim.counters.accepted(fates.fcm_token(1)) == 1
+
+
+def test_parse_faults_splits_and_guards_the_fault_set() -> None:
+    faults, tf = parse_faults(b'{"latency": 0.5, "goaway_after": 3, "seed": 9}', h2_engine=True)
+    assert (faults.latency, faults.seed) == (0.5, 9)
+    assert tf == TransportFaults(goaway_after=3, seed=9)
+    assert parse_faults(b"", h2_engine=False) == (Faults(), TransportFaults())
+    for body, h2_engine in (
+        (b'{"goaway_after": 1}', False),
+        (b'{"refuse_connections": true}', False),
+        (b'{"rst_fraction": 2}', True),
+        (b'{"error_status": 418}', True),
+        (b'{"bogus": 1}', True),
+        (b"[1]", True),
+        (b"not json", True),
+    ):
+        with pytest.raises((ValueError, TypeError)):
+            parse_faults(body, h2_engine=h2_engine)
