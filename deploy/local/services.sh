@@ -157,6 +157,7 @@ ensure_tools() {
   local missing=()
   command -v h2load >/dev/null || missing+=(nghttp2-client)
   command -v promtool >/dev/null || missing+=(prometheus)  # checks deploy/prometheus rules
+  command -v systemd-analyze >/dev/null || missing+=(systemd)  # checks deploy/systemd units
   if ((${#missing[@]})); then apt_install "${missing[@]}"; fi
 }
 

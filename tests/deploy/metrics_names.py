@@ -41,6 +41,9 @@ EXTERNAL_METRICS = frozenset(
 
 EXTERNAL_HISTOGRAMS = frozenset({"dramatiq_message_duration_milliseconds"})
 
+# Every metric name the deployment files may use, in one set.
+ALL_METRICS = PUSHCORE_METRICS | EXTERNAL_METRICS
+
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 
 

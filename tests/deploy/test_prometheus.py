@@ -13,8 +13,22 @@ from typing import Any
 
 import pytest
 
-from tests.deploy.manifests import GRAFANA, PROMETHEUS, ROOT, load_yaml, yaml
-from tests.deploy.metrics_names import EXTERNAL_METRICS, PUSHCORE_METRICS, base_name
+from tests.deploy.manifests import (
+    GRAFANA,
+    PROMETHEUS,
+    ROOT,
+    SYSTEMD,
+    container,
+    deployments,
+    load_yaml,
+    yaml,
+)
+from tests.deploy.metrics_names import (
+    ALL_METRICS,
+    EXTERNAL_METRICS,
+    PUSHCORE_METRICS,
+    base_name,
+)
 from tests.deploy.promql import selected_names
 
 REQUIRED_ALERTS = {
@@ -53,6 +67,31 @@ def _run(promtool: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[st
 
 def test_alert_rules_pass_promtool(promtool: str) -> None:
     result = _run(promtool, "rules", "alerts.yml", cwd=PROMETHEUS)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_alert_rules_fire_when_they_should(promtool: str, tmp_path: Path) -> None:
+    """`promtool test rules` (tests/deploy/alerts_test.yml): each required alert fires on a
+    series that should page and not on its look-alike (flat backlog, 1% failures, a big
+    campaign at the usual dead share, a short scrape gap, a far expiry).  promtool compares
+    annotations verbatim, so the rules are tested from a copy without them."""
+    rules: dict[str, Any] = load_yaml(PROMETHEUS / "alerts.yml")
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            rule.pop("annotations", None)
+    (tmp_path / "alerts.yml").write_text(yaml.safe_dump(rules, sort_keys=False))
+    shutil.copy(Path(__file__).with_name("alerts_test.yml"), tmp_path / "alerts_test.yml")
+    cases: dict[str, Any] = load_yaml(tmp_path / "alerts_test.yml")
+    tested = {t["alertname"] for case in cases["tests"] for t in case["alert_rule_test"]}
+    assert set(REQUIRED_ALERTS) <= tested, f"untested: {sorted(set(REQUIRED_ALERTS) - tested)}"
+    result = subprocess.run(
+        [promtool, "test", "rules", "alerts_test.yml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -99,6 +138,45 @@ def test_scrape_jobs_match_alerts() -> None:
     }
 
 
+def test_scrape_targets_match_the_deployments() -> None:
+    """The static worker targets use the systemd examples' metrics ports; the Kubernetes
+    jobs keep the container ports named as in the manifests, with the labels they carry."""
+    config = load_yaml(PROMETHEUS / "prometheus.yml")
+    jobs = {j["job_name"]: j for j in config["scrape_configs"]}
+    static_ports = {
+        int(target.rsplit(":", 1)[1])
+        for group in jobs["pushcore-worker"]["static_configs"]
+        for target in group["targets"]
+    }
+    example_ports = set()
+    for path in SYSTEMD.glob("worker-*.env"):
+        port = re.search(r"^WORKER_METRICS_PORT=(\d+)$", path.read_text(), re.MULTILINE)
+        assert port, path.name
+        example_ports.add(int(port[1]))
+    assert static_ports == example_ports
+    for job_name, component, port_name in (
+        ("pushcore-api-kubernetes", "api", "http"),
+        ("pushcore-worker-kubernetes", "worker", "metrics"),
+    ):
+        keep = {
+            r["source_labels"][0]: r["regex"]
+            for r in jobs[job_name]["relabel_configs"]
+            if r.get("action") == "keep"
+        }
+        assert keep["__meta_kubernetes_pod_label_app_kubernetes_io_component"] == component
+        assert keep["__meta_kubernetes_pod_container_port_name"] == port_name
+        matching = [
+            d
+            for d in deployments().values()
+            if d["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"]
+            == component
+        ]
+        assert matching, component
+        for deployment in matching:
+            names = {p["name"] for p in container(deployment)["ports"]}
+            assert port_name in names, deployment["metadata"]["name"]
+
+
 def _rules() -> list[dict[str, Any]]:
     return [r for g in load_yaml(PROMETHEUS / "alerts.yml")["groups"] for r in g["rules"]]
 
@@ -118,6 +196,8 @@ def test_required_alerts_exist_and_explain() -> None:
     assert 'outcome="failed"' in rules["PushcoreSendsFailing"]["expr"]
     assert "0.05" in rules["PushcoreSendsFailing"]["expr"]
     assert rules["PushcoreSendsFailing"]["for"] == "10m"
+    spike = rules["PushcoreDeadRegistrationSpike"]["expr"]
+    assert "pushcore_registrations_deleted_total[1d]" in spike, "baseline: the 1-day average"
     assert rules["PushcoreBacklogGrowing"]["for"] == "10m"
 
 
@@ -178,7 +258,7 @@ def test_dashboard_structure() -> None:
 def test_named_metrics_are_known(where: str, expr: str) -> None:
     names = {base_name(n) for n in selected_names(expr)}
     assert names, f"{where}: no metric in {expr!r}"
-    unknown = names - PUSHCORE_METRICS - EXTERNAL_METRICS
+    unknown = names - ALL_METRICS
     assert not unknown, f"{where}: unknown metric(s) {sorted(unknown)} in {expr!r}"
 
 

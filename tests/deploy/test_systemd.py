@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from pushcore.config import declared
+from pushcore.cli import build_parser
+from pushcore.config import declared, load_settings
 from tests.deploy.manifests import SYSTEMD
+from tests.deploy.workercli import CONSUMER_STOP_MARGIN_SECONDS, dramatiq_run
 from workers.broker import QUEUES
 
 UNITS = (
@@ -25,9 +27,6 @@ UNITS = (
 )
 INSTALLED_BINARY = "/opt/pushcore/.venv/bin/pushcore"
 API_SHUTDOWN_SECONDS = 10  # pushcore.api.app.SHUTDOWN_TIMEOUT
-# a batch's requests (PUSHCORE_SEND_TIMEOUT_SECONDS) + its claim and write-back statements
-# (2 x PUSHCORE_DB_COMMAND_TIMEOUT), at the defaults
-WORKER_SHUTDOWN_SECONDS = 30 + 2 * 30
 HARDENING = {
     "NoNewPrivileges": "yes",
     "ProtectSystem": "strict",
@@ -78,35 +77,75 @@ def test_api_unit() -> None:
     assert _seconds(unit["Service"]["TimeoutStopSec"]) > API_SHUTDOWN_SECONDS
 
 
+def _env_file(path: Path) -> dict[str, str]:
+    """KEY=value lines (systemd's EnvironmentFile, without quoting: none is used here)."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    pairs = [line.split("=", 1) for line in lines if line.strip() and not line.startswith("#")]
+    return {key.strip(): value.strip() for key, value in pairs}
+
+
+def _instances() -> dict[str, dict[str, str]]:
+    """The example instances of pushcore-worker@: name -> its worker-<name>.env."""
+    return {
+        p.name.removeprefix("worker-").removesuffix(".env"): _env_file(p)
+        for p in sorted(SYSTEMD.glob("worker-*.env"))
+    }
+
+
+def _expand(argv: list[str], env: dict[str, str]) -> list[str]:
+    """systemd's ${VAR} substitution in ExecStart (each word a whole variable here)."""
+    out = []
+    for word in argv:
+        match = re.fullmatch(r"\$\{(\w+)\}", word)
+        if match:
+            assert match[1] in env, f"{match[1]} is not set by the environment files"
+        out.append(env[match[1]] if match else word)
+    return out
+
+
 def test_worker_template() -> None:
     unit = _unit("pushcore-worker@.service")
     argv = _argv(unit)
     assert argv[1] == "worker"
-    assert argv[argv.index("--queues") + 1] == "pushcore.%i"
-    for flag in ("--processes", "--threads", "--metrics-port"):
+    for flag in ("--processes", "--threads", "--queues", "--metrics-port"):
         assert re.fullmatch(r"\$\{WORKER_[A-Z_]+\}", argv[argv.index(flag) + 1]), flag
-    assert _seconds(unit["Service"]["TimeoutStopSec"]) > WORKER_SHUTDOWN_SECONDS
-    # the per-instance file is required (no leading "-"): it holds the metrics port
+    # the per-instance file is required (no leading "-"): it holds the queues and the port
     text = (SYSTEMD / "pushcore-worker@.service").read_text()
     assert "EnvironmentFile=/etc/pushcore/worker-%i.env" in text
 
 
-def test_worker_instance_examples() -> None:
-    """An example environment file per queue, with explicit counts and distinct ports."""
+def test_worker_instances(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Each example instance, its ExecStart run through the real `pushcore worker` up to its
+    exec of Dramatiq: explicit counts, every queue served by exactly one instance (the same
+    sets as the Kubernetes Deployments), distinct metrics ports, and TimeoutStopSec above
+    Dramatiq's worker shutdown timeout and above the time a batch needs to finish."""
+    unit = _unit("pushcore-worker@.service")
+    stop = _seconds(unit["Service"]["TimeoutStopSec"])
+    common = _env_file(SYSTEMD / "pushcore.env")
+    settings = load_settings(environ=common)
+    assert stop > settings.send_timeout_seconds + 2 * settings.db_command_timeout
+    served: dict[str, str] = {}
     ports = []
-    for queue in QUEUES:
-        instance = queue.removeprefix("pushcore.")
-        path = SYSTEMD / f"worker-{instance}.env"
-        assert path.exists(), f"no example for pushcore-worker@{instance}"
-        values = dict(
-            line.split("=", 1)
-            for line in path.read_text().splitlines()
-            if line.strip() and not line.startswith("#")
+    instances = _instances()
+    assert set(instances) == {"apns", "fcm", "webpush", "plan"}
+    for name, values in instances.items():
+        assert set(values) == {
+            "WORKER_QUEUES", "WORKER_PROCESSES", "WORKER_THREADS", "WORKER_METRICS_PORT",
+        }, name  # fmt: skip
+        argv = _expand(_argv(unit), {**common, **values})
+        run = dramatiq_run(argv, common, monkeypatch, tmp_path)
+        assert run.processes == int(values["WORKER_PROCESSES"]) >= 1
+        assert run.threads == int(values["WORKER_THREADS"]) >= 1
+        for queue in run.queues:
+            assert queue not in served, f"{queue} served by {served.get(queue)} and {name}"
+            served[queue] = name
+        assert stop >= run.shutdown_timeout_seconds + CONSUMER_STOP_MARGIN_SECONDS, (
+            f"TimeoutStopSec {stop} is not above Dramatiq's worker shutdown timeout "
+            f"({run.shutdown_timeout_seconds:g} s) plus {CONSUMER_STOP_MARGIN_SECONDS:g} s"
         )
-        assert set(values) == {"WORKER_PROCESSES", "WORKER_THREADS", "WORKER_METRICS_PORT"}
-        assert int(values["WORKER_PROCESSES"]) >= 1
-        assert int(values["WORKER_THREADS"]) >= 1
         ports.append(int(values["WORKER_METRICS_PORT"]))
+    assert set(served) == set(QUEUES), "every queue has an instance"
+    assert served["pushcore.plan"] == served["pushcore.maintenance"] == "plan"
     assert len(set(ports)) == len(ports), "instances on one host need different ports"
 
 
@@ -134,17 +173,15 @@ def test_systemd_analyze_verify(tmp_path: Path) -> None:
     virtualenv, as it must exist); it prints problems as warnings, so any line about our
     units fails."""
     analyze = shutil.which("systemd-analyze")
-    if analyze is None:
-        pytest.skip("systemd-analyze is not installed (Debian package systemd)")
+    # the set-up installs Debian's systemd package when it is missing
+    assert analyze is not None, "systemd-analyze is not installed (Debian package systemd)"
     binary = Path(sys.executable).with_name("pushcore")
     assert binary.exists(), binary
     for name in UNITS:
         text = (SYSTEMD / name).read_text().replace(INSTALLED_BINARY, str(binary))
         (tmp_path / name).write_text(text)
     targets = [str(tmp_path / n) for n in UNITS if "@" not in n]
-    targets += [
-        str(tmp_path / f"pushcore-worker@{q.removeprefix('pushcore.')}.service") for q in QUEUES
-    ]
+    targets += [str(tmp_path / f"pushcore-worker@{name}.service") for name in _instances()]
     result = subprocess.run(
         [analyze, "verify", "--man=no", *targets],
         capture_output=True,
@@ -156,3 +193,12 @@ def test_systemd_analyze_verify(tmp_path: Path) -> None:
     ours = [line for line in output.splitlines() if "pushcore" in line]
     assert result.returncode == 0, output
     assert not ours, "\n".join(ours)
+
+
+@pytest.mark.parametrize("name", [n for n in UNITS if "@" not in n])
+def test_commands_parse_with_the_real_cli(name: str) -> None:
+    """The API, simulators and migrate command lines are accepted by `pushcore`'s parser
+    (an option renamed in the code fails here, not on the VM)."""
+    argv = _argv(_unit(name))
+    args = build_parser().parse_args(argv[1:])
+    assert args.command == argv[1]
