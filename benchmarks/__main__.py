@@ -1,18 +1,80 @@
-"""``make bench``: every benchmark at a size that finishes within ~10 minutes here.
+"""``make bench``: the benchmarks at a size that finishes within ~10 minutes on 2 cores.
 
+- ``benchmarks.fanout``: a 200,000-device broadcast through the whole pipeline (API,
+  2 worker processes x 4 threads, granian simulators), with the bare transport (all live
+  tokens) and a naive sender (20,000 tokens) as baselines; ``python -m benchmarks.fanout``
+  alone runs the goal size, 1,000,000 devices;
+- ``benchmarks.registration``: the registration API (2 processes) under 64 concurrent
+  clients for 20 s;
 - ``benchmarks.transport``: the delivery layer per provider and engine, side by side.
-- ``benchmarks.fanout``: a 200,000-device broadcast through the whole pipeline, with the
-  bare transport and a naive sender as baselines (``--devices 1000000`` for the goal size).
-- ``benchmarks.registration``: the registration API under load for 20 s.
 
-Each prints its JSON and writes it (and a PNG) under ``benchmarks/results/``.
+Each writes its JSON (and PNG) under ``benchmarks/results/``; this prints the paths.
+
+    .venv/bin/python -m benchmarks [--only fanout,registration,transport]
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import io
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
 from benchmarks import fanout, registration, transport
 
+FANOUT_DEVICES = 200_000
+
+
+def _fanout() -> list[str]:
+    result = fanout.main(["--devices", str(FANOUT_DEVICES)])
+    return [result["written"]["json"], result["written"]["png"]]
+
+
+def _registration() -> list[str]:
+    result = registration.main(["--seconds", "20", "--concurrency", "64", "--workers", "2"])
+    return [result["written"]["json"], result["written"]["png"]]
+
+
+def _transport() -> list[str]:
+    captured = io.StringIO()
+    with contextlib.redirect_stdout(captured):
+        transport.main(["--tokens", "20000", "--repeats", "3"])
+    line = captured.getvalue().strip().splitlines()[-1]
+    print(line)
+    return [str(json.loads(line)["written"])]
+
+
+STEPS: dict[str, Callable[[], list[str]]] = {
+    "fanout": _fanout,
+    "registration": _registration,
+    "transport": _transport,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--only", default=",".join(STEPS), help="comma-separated steps")
+    args = parser.parse_args(argv)
+    chosen = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = set(chosen) - set(STEPS)
+    if unknown:
+        parser.error(f"unknown steps {sorted(unknown)}; choose from {list(STEPS)}")
+    written: dict[str, Any] = {}
+    started = time.monotonic()
+    for name in chosen:
+        t = time.monotonic()
+        print(f"=== benchmarks.{name} ===", file=sys.stderr, flush=True)
+        written[name] = STEPS[name]()
+        print(f"=== {name}: {time.monotonic() - t:.0f} s ===", file=sys.stderr, flush=True)
+    print(f"\nbenchmarks done in {time.monotonic() - started:.0f} s; results:", file=sys.stderr)
+    for name, paths in written.items():
+        for path in paths:
+            print(f"  {name}: {path}", file=sys.stderr)
+
+
 if __name__ == "__main__":
-    transport.main(["--tokens", "20000", "--repeats", "3"])
-    fanout.main(["--devices", "200000"])
-    registration.main(["--seconds", "20"])
+    main()

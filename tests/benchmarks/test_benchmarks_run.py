@@ -1,5 +1,6 @@
 """Each benchmark script runs at a tiny size and reports what it promises (so they cannot
-rot); figures are never asserted: the machine is shared and noisy."""
+rot); figures are never asserted: the machine is shared and noisy.  Correctness checks the
+scripts make (exactly once, dead deleted, no errors) are asserted."""
 
 from __future__ import annotations
 
@@ -7,106 +8,137 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+import psycopg
 import pytest
+from psycopg import sql
+
+from tests.conftest import BASE_URL, CHECKOUT
 
 pytestmark = pytest.mark.slow
 
+ROOT = Path(__file__).resolve().parents[2]
+# the benchmark empties its database: one of the checkout's own, never the test session's
+BENCH_URL = urlunsplit(urlsplit(BASE_URL)._replace(path=f"/pushcore_bench_test_{CHECKOUT[:8]}"))
+# the checkout's own Redis database, as in tests/fanout/conftest.py (the benchmark flushes it)
+_BASE_REDIS = os.environ.get("PUSHCORE_REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_URL = urlunsplit(urlsplit(_BASE_REDIS)._replace(path=f"/{8 + int(CHECKOUT, 16) % 8}"))
 
-def run(module: str, *args: str, database_url: str) -> dict[str, object]:
+
+def _drop(url: str) -> None:
+    parts = urlsplit(url)
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True, connect_timeout=10) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(parts.path.lstrip("/"))
+            )
+        )
+
+
+@pytest.fixture
+def bench_database() -> Iterator[str]:
+    _drop(BENCH_URL)
+    yield BENCH_URL
+    _drop(BENCH_URL)
+
+
+def run(module: str, *args: str, timeout: float = 240) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PUSHCORE_")}
     out = subprocess.run(
-        [sys.executable, "-m", module, *args, "--database-url", database_url],
+        [sys.executable, "-m", module, *args],
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=timeout,
         env=env,
+        cwd=ROOT,
         check=False,
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    result: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
 
 
-@pytest.mark.timeout(300)
-def test_fanout_benchmark_tiny(database_url: str, tmp_path: Path) -> None:
+@pytest.mark.timeout(150)
+def test_fanout_benchmark_tiny(bench_database: str, tmp_path: Path) -> None:
     result = run(
         "benchmarks.fanout",
-        "--devices",
-        "2000",
-        "--baseline-sample",
-        "1000",
-        "--naive-sample",
-        "300",
-        "--redis-url",
-        "redis://127.0.0.1:6379/6",
-        "--out",
-        str(tmp_path / "fanout.json"),
-        database_url=database_url,
-    )
+        "--devices", "2000",
+        "--bare-sample", "1000",
+        "--naive-sample", "300",
+        "--database-url", bench_database,
+        "--redis-url", REDIS_URL,
+        "--out", str(tmp_path),
+        "--label", "tiny",
+    )  # fmt: skip
     correct = result["correct"]
-    assert isinstance(correct, dict)
-    assert correct["live_delivered_exactly_once"] is True
-    assert correct["dead_deleted"] is True
+    assert correct["live_delivered_exactly_once"] is True, correct
+    assert correct["dead_deleted"] is True, correct
+    assert correct["ok"] is True, correct
+    assert (correct["live"], correct["dead"]) == (1900, 100)
     for key in (
         "wall_seconds_to_done",
+        "notifications_per_second",
+        "timeline",
         "cpu_seconds_per_1000",
         "worker_peak_rss_mb",
-        "sql_statements_per_1000",
+        "sql_statements",
         "baselines",
         "pipeline_vs_bare_transport",
+        "goals",
     ):
-        assert key in result
-    assert (tmp_path / "fanout.png").stat().st_size > 0
+        assert key in result, key
+    assert set(result["cpu_seconds_per_1000"]) == {
+        "workers",
+        "api",
+        "simulators",
+        "postgresql",
+        "redis",
+    }
+    assert result["sql_statements"]["source"] in ("pg_stat_statements", "xact_commit")
+    bare, naive = result["baselines"]["bare_transport"], result["baselines"]["naive"]
+    assert bare["delivered"] == bare["simulators_accepted"] == bare["sample"] == 1000
+    assert naive["delivered"] == naive["simulators_accepted"] == naive["sample"] == 300
+    assert result["timeline"][-1][1] == 2000
+    written = Path(result["written"]["json"])
+    assert written.parent == tmp_path
+    assert written.name.startswith("fanout-tiny-")
+    assert json.loads(written.read_text())["counts"] == result["counts"]
+    assert written.with_suffix(".png").stat().st_size > 0
 
 
 def test_registration_benchmark_tiny(database_url: str, tmp_path: Path) -> None:
     result = run(
         "benchmarks.registration",
-        "--seconds",
-        "2",
-        "--concurrency",
-        "8",
-        "--workers",
-        "1",
-        "--out",
-        str(tmp_path / "registration.json"),
-        database_url=database_url,
-    )
+        "--seconds", "3",
+        "--concurrency", "8",
+        "--workers", "1",
+        "--database-url", database_url,
+        "--out", str(tmp_path),
+    )  # fmt: skip
     routes = result["routes"]
-    assert isinstance(routes, dict)
     assert set(routes) == {"register", "token_update", "personalize", "depersonalize"}
+    for figures in routes.values():
+        assert {"requests", "per_second", "p50_ms", "p95_ms", "p99_ms"} <= set(figures)
     assert result["errors"] == {}
-    assert (tmp_path / "registration.png").stat().st_size > 0
-
-
-def _run_plain(module: str, *args: str) -> str:
-    out = subprocess.run(
-        [sys.executable, "-m", module, *args],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    return out.stdout
+    assert "ge_3000_rps_at_p99_le_50ms" in result["goals"]
+    assert Path(result["written"]["png"]).stat().st_size > 0
 
 
 def test_transport_benchmark_tiny(tmp_path: Path) -> None:
     out = tmp_path / "transport.json"
-    stdout = _run_plain(
+    stdout = run(
         "benchmarks.transport",
-        "--tokens",
-        "200",
-        "--repeats",
-        "1",
-        "--h2load-requests",
-        "500",
-        "--out",
-        str(out),
-    )
-    assert json.loads(stdout.strip().splitlines()[-1])["written"] == str(out)
+        "--tokens", "200",
+        "--repeats", "1",
+        "--h2load-requests", "500",
+        "--out", str(out),
+    )  # fmt: skip
+    assert stdout["written"] == str(out)
     written = json.loads(out.read_text())
     for provider in ("apns", "fcm", "webpush"):
         medians = written["providers"][provider]["medians"]
@@ -121,8 +153,15 @@ def test_transport_benchmark_tiny(tmp_path: Path) -> None:
 
 def test_delivery_engines_benchmark_tiny(tmp_path: Path) -> None:
     out = tmp_path / "engines.json"
-    _run_plain(
-        "benchmarks.delivery_engines", "--tokens", "200", "--repeats", "1", "--out", str(out)
+    subprocess.run(
+        [
+            *(sys.executable, "-m", "benchmarks.delivery_engines"),
+            *("--tokens", "200", "--repeats", "1", "--out", str(out)),
+        ],
+        capture_output=True,
+        timeout=240,
+        cwd=ROOT,
+        check=True,
     )
     written = json.loads(out.read_text())
     assert {e: m["ok_200"] for e, m in written["medians"].items()} == {
