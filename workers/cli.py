@@ -21,6 +21,21 @@ def _positive(raw: str) -> int:
     return n
 
 
+def _seconds(raw: str) -> int:
+    try:
+        n = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of seconds: {raw!r}") from None
+    if not 1 <= n <= 3600:
+        raise argparse.ArgumentTypeError("between 1 and 3600 seconds")
+    return n
+
+
+# A batch takes at most PUSHCORE_SEND_TIMEOUT_SECONDS for its requests plus its claim and
+# write-back statements (PUSHCORE_DB_COMMAND_TIMEOUT each): 90 s with the defaults.
+DEFAULT_SHUTDOWN_TIMEOUT = 100
+
+
 def _queues(raw: str) -> list[str]:
     names = [q.strip() for q in raw.split(",") if q.strip()]
     unknown = [q for q in names if q not in QUEUES]
@@ -46,6 +61,15 @@ def register(sub: Any) -> None:
         type=_queues,
         default=list(QUEUES),
         help=f"comma-separated subset of {','.join(QUEUES)}",
+    )
+    cmd.add_argument(
+        "--shutdown-timeout",
+        type=_seconds,
+        default=DEFAULT_SHUTDOWN_TIMEOUT,
+        metavar="SECONDS",
+        help="on SIGTERM, how long each process waits for the batches in progress to finish "
+        f"before it closes its connections anyway ({DEFAULT_SHUTDOWN_TIMEOUT}; a batch cut "
+        "off is handed out again after PUSHCORE_LEASE_SECONDS)",
     )
     cmd.add_argument(
         "--metrics-port",
@@ -77,6 +101,8 @@ def _run(args: argparse.Namespace) -> NoReturn:
         str(args.processes),
         "--threads",
         str(args.threads),
+        "--worker-shutdown-timeout",
+        str(args.shutdown_timeout * 1000),  # Dramatiq takes milliseconds
         "--queues",
         *args.queues,
     ]

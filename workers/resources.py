@@ -2,8 +2,17 @@
 
 The AsyncIO middleware runs one event loop thread per worker process; the asyncpg pool and
 the HTTP/2 transports must live on that loop, so they are created in this middleware's
-``after_worker_boot`` (which runs after the AsyncIO middleware's, because it is added after
-it) and closed in ``before_worker_shutdown``.  The reaper runs as a task on the same loop.
+``after_worker_boot`` (the AsyncIO middleware starts the loop in ``before_worker_boot``).
+The reaper runs as a task on the same loop.
+
+Shutdown order matters.  On SIGTERM Dramatiq's ``Worker.stop`` emits
+``before_worker_shutdown``, then waits (up to its worker shutdown timeout) for the worker
+threads, each finishing the batch it is on, then stops the consumers and emits
+``after_worker_shutdown`` to the middleware in reverse order: ours before the AsyncIO
+middleware's, which stops the loop.  So the reaper stops first (it would only hand out new
+work), and the pool and transports close last, after the batches in flight have written
+their results back; closing them earlier would cut those batches off (the lease would hand
+them out again, and their devices would be sent to twice).
 """
 
 from __future__ import annotations
@@ -141,13 +150,25 @@ class WorkerResources(dramatiq.Middleware):
 
     def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         thread = get_event_loop_thread()
-        if thread is not None and _context is not None:
-            thread.run_coroutine(self._stop())
+        if thread is not None and self._reaper is not None:
+            thread.run_coroutine(self._stop_reaper())
 
-    async def _stop(self) -> None:
-        global _context  # noqa: PLW0603
+    def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        # the worker threads are done (or past Dramatiq's shutdown timeout): close the rest
+        thread = get_event_loop_thread()
+        if thread is not None and _context is not None:
+            thread.run_coroutine(self._close())
+
+    async def _stop_reaper(self) -> None:
         if self._reaper is not None:
             self._reaper.cancel()
+            # the reaper catches nothing but its own errors: cancellation ends it
+            await asyncio.gather(self._reaper, return_exceptions=True)
+            self._reaper = None
+
+    async def _close(self) -> None:
+        global _context  # noqa: PLW0603
+        await self._stop_reaper()
         if _context is not None:
             transports = _context.transports
             if isinstance(transports, ProcessTransports):

@@ -194,6 +194,8 @@ def test_worker_deployments(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
             served[queue] = name
         grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
         assert grace > batch_finish_seconds(settings), name
+        # the processes wait long enough for a batch to finish before closing connections
+        assert run.shutdown_timeout_seconds >= batch_finish_seconds(settings), name
         assert grace >= run.shutdown_timeout_seconds + CONSUMER_STOP_MARGIN_SECONDS, (
             f"{name}: terminationGracePeriodSeconds {grace} is not above Dramatiq's worker "
             f"shutdown timeout ({run.shutdown_timeout_seconds:g} s) plus "

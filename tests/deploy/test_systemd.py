@@ -123,7 +123,8 @@ def test_worker_instances(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     stop = _seconds(unit["Service"]["TimeoutStopSec"])
     common = _env_file(SYSTEMD / "pushcore.env")
     settings = load_settings(environ=common)
-    assert stop > settings.send_timeout_seconds + 2 * settings.db_command_timeout
+    stop_batch = settings.send_timeout_seconds + 2 * settings.db_command_timeout
+    assert stop > stop_batch
     served: dict[str, str] = {}
     ports = []
     instances = _instances()
@@ -139,6 +140,7 @@ def test_worker_instances(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
         for queue in run.queues:
             assert queue not in served, f"{queue} served by {served.get(queue)} and {name}"
             served[queue] = name
+        assert run.shutdown_timeout_seconds >= stop_batch, name
         assert stop >= run.shutdown_timeout_seconds + CONSUMER_STOP_MARGIN_SECONDS, (
             f"TimeoutStopSec {stop} is not above Dramatiq's worker shutdown timeout "
             f"({run.shutdown_timeout_seconds:g} s) plus {CONSUMER_STOP_MARGIN_SECONDS:g} s"

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from pushcore.gateways.core import Faults
 from pushcore.gateways.simulators import Simulators
-from tests.fanout.conftest import Worker, worker_env
+from tests.fanout.conftest import Launch, Worker, worker_env
 from tests.fanout.harness import Campaign
 from tests.registry.helpers import Client
 
@@ -119,3 +120,37 @@ def test_api_stops_gracefully_on_sigterm(database_url: str) -> None:
     assert b"shutting down" in output
     with pytest.raises(urllib.error.URLError, match="Connection refused"):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
+
+
+async def test_sigterm_mid_batch_finishes_the_batches_in_flight(
+    sim_ca_dir: Path, launch: Launch, api: Client
+) -> None:
+    """SIGTERM while every batch waits on a slow provider: the worker finishes them (write-
+    back included) before it closes its pool and connections, then exits 0.  The message is
+    done with no worker left, and nobody was sent to twice."""
+    async with Simulators.start(
+        engine="h2", ca_dir=sim_ca_dir, faults={"apns": Faults(latency=3.0)}
+    ) as sims:
+        c = Campaign(api, sims)
+        await c.create_app()
+        for i in range(12):
+            await c.register("ios", i, live=i != 5)
+        # three batches of four on the apns queue, one per worker thread: all in flight
+        worker = await launch(sims, PUSHCORE_BATCH_SIZE="4")
+        sent = await c.send(target={"all": True})
+        deadline = asyncio.get_running_loop().time() + 30
+        # every request received and waiting for its answer (the counters count a token
+        # once it is answered)
+        while sims.apns.counters.in_flight < len(c.devices):
+            assert asyncio.get_running_loop().time() < deadline, "requests never arrived"
+            await asyncio.sleep(0.02)
+        assert (await c.message(sent["message_id"]))["counts"]["delivered"] == 0
+        await asyncio.to_thread(worker.stop)
+        assert worker.proc is not None
+        assert worker.proc.returncode == 0, worker.log_path.read_text()[-3000:]
+        msg = await c.wait(sent["message_id"], timeout=5)
+        assert msg["status"] == "done", msg
+        assert msg["counts"]["delivered"] == 11
+        assert msg["counts"]["invalid_removed"] == 1
+        for d in c.devices:
+            assert c.received(d) == 1, d
