@@ -4,7 +4,7 @@
   2 worker processes x 4 threads, granian simulators), with the bare transport (all live
   tokens) and a naive sender (20,000 tokens) as baselines; ``python -m benchmarks.fanout``
   alone runs the goal size, 1,000,000 devices;
-- ``benchmarks.registration``: the registration API (2 processes) under 64 concurrent
+- ``benchmarks.registration``: the registration API (2 processes) under 32 concurrent
   clients for 20 s;
 - ``benchmarks.transport``: the delivery layer per provider and engine, side by side.
 
@@ -35,7 +35,7 @@ def _fanout() -> list[str]:
 
 
 def _registration() -> list[str]:
-    result = registration.main(["--seconds", "20", "--concurrency", "64", "--workers", "2"])
+    result = registration.main(["--seconds", "20", "--concurrency", "32", "--workers", "2"])
     return [result["written"]["json"], result["written"]["png"]]
 
 

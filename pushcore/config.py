@@ -175,7 +175,7 @@ class Settings:
         "RabbitMQ for the Dramatiq broker when PUSHCORE_BROKER=rabbitmq.",
     )
     batch_size: int = setting(
-        "BATCH_SIZE", 500, _int(1, 10_000), "Registrations per batch (one Dramatiq message)."
+        "BATCH_SIZE", 1000, _int(1, 10_000), "Registrations per batch (one Dramatiq message)."
     )
     plan_batches_per_statement: int = setting(
         "PLAN_BATCHES_PER_STATEMENT",

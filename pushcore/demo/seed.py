@@ -113,6 +113,9 @@ async def seed(pool: Pool, app_id: int, devices: int, webpush_origin: str) -> Se
             ],
             timeout=SEED_TIMEOUT,
         )
+        # fresh statistics first: planned without them (a new database) this join can take
+        # minutes instead of a second
+        await conn.execute("ANALYZE users, installations", timeout=SEED_TIMEOUT)
         await conn.execute(
             """
             UPDATE users u SET primary_installation_id = p.id
@@ -121,7 +124,8 @@ async def seed(pool: Pool, app_id: int, devices: int, webpush_origin: str) -> Se
             WHERE u.id = p.user_id AND u.app_id = $1 AND u.id % 3 = 0
             """,
             app_id,
+            timeout=SEED_TIMEOUT,
         )
-        await conn.execute("ANALYZE installations")
+        await conn.execute("ANALYZE users, installations", timeout=SEED_TIMEOUT)
     out.users = users
     return out
