@@ -85,7 +85,10 @@ LOG_DIR = Path(".local/bench")
 PROVIDER_OF = {"ios": "apns", "android": "fcm", "web": "webpush"}
 FINAL = ("done", "failed", "cancelled")
 WORKERS_BOOT_TIMEOUT = 60.0
-STATS_TOKENS_TIMEOUT = 300.0  # the per-token table of a million tokens is ~60 MB of JSON
+STATS_TOKENS_TIMEOUT = 300.0
+# the per-token table of one simulator: ~150 bytes of JSON per token, 450,000 APNs
+# tokens in a million-device run
+STATS_TOKENS_MAX_BYTES = 1024 * 1024 * 1024
 BASELINE_TIMEOUT = 600.0
 TIMELINE_COLUMNS = ["seconds", "answered", "sql_statements", "worker_rss_max_mb"]
 
@@ -405,7 +408,12 @@ def _steady_state_statements(timeline: list[list[float]], targeted: int) -> floa
 
 async def _token_table(sim: RunningSimulator) -> dict[str, Any]:
     status, _, body = await h2_request(
-        sim.origin, sim.ca_file, "GET", STATS_PATH + "?tokens=1", timeout=STATS_TOKENS_TIMEOUT
+        sim.origin,
+        sim.ca_file,
+        "GET",
+        STATS_PATH + "?tokens=1",
+        timeout=STATS_TOKENS_TIMEOUT,
+        max_response=STATS_TOKENS_MAX_BYTES,
     )
     if status != 200:
         raise RuntimeError(f"{sim.name}: GET {STATS_PATH}?tokens=1 answered {status}")

@@ -2,10 +2,30 @@
 
 from __future__ import annotations
 
-from pushcore.db.pool import Pool, Record
+from pushcore.db.pool import Connection, Pool, Record
 
 # pg_try_advisory_lock key: only one reaper at a time across all worker processes/hosts.
 REAPER_LOCK = 0x70757368  # "push"
+# A pass is due when its last run is older than this share of its period: processes wake
+# at slightly different times, and "older than the whole period" would let one process's
+# pass just fall short for the next and stretch the period towards twice its length.
+DUE_SHARE = 0.9
+
+
+async def claim_pass(conn: Connection, name: str, every_seconds: float) -> bool:
+    """Whether pass ``name`` is due cluster-wide, marking it run now if so.  Call it in the
+    transaction that holds the reaper lock: the check and the mark are then atomic, so N
+    worker processes make one pass per period between them, not N."""
+    claimed = await conn.fetchval(
+        """
+        UPDATE reaper_passes SET ran_at = now()
+        WHERE name = $1 AND ran_at <= now() - make_interval(secs => $2)
+        RETURNING true
+        """,
+        name,
+        every_seconds * DUE_SHARE,
+    )
+    return bool(claimed)
 
 
 async def stuck_batches(pool: Pool, requeue_after: float, limit: int) -> list[Record]:

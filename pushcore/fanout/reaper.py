@@ -1,18 +1,18 @@
 """The reaper: the ledger's safety net, run in every worker process, active in one.
 
 Every PUSHCORE_REAPER_INTERVAL_SECONDS one process (the holder of a PostgreSQL advisory
-lock) enqueues again the batches whose lease expired or whose broker message was lost, and
-starts planning of due scheduled messages and of messages whose plan job was lost.  This is
-what makes a SIGKILLed worker or a flushed Redis harmless; Dramatiq's own Redis recovery
-(0.1% maintenance chance, 60 s heartbeat) is not relied upon.  Once a day it also deletes
-stale registrations.
+lock, which finds the pass due in ``reaper_passes``: one pass per interval however many
+processes run the loop) enqueues again the batches whose lease expired or whose broker
+message was lost, and starts planning of due scheduled messages and of messages whose plan
+job was lost.  This is what makes a SIGKILLed worker or a flushed Redis harmless;
+Dramatiq's own Redis recovery (0.1% maintenance chance, 60 s heartbeat) is not relied upon.
+Once a day (cluster-wide, by the same clock) it also deletes stale registrations.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 
 import asyncpg
@@ -52,7 +52,6 @@ async def run(
 ) -> None:
     """Reap forever (until cancelled); only the holder of the advisory lock works (and
     samples the gauges: queue depths, messages by status, certificate expiries)."""
-    last_prune = 0.0
     while True:
         try:
             # A transaction-scoped lock: it ends with the transaction even if this task is
@@ -61,14 +60,17 @@ async def run(
                 locked = await conn.fetchval(
                     "SELECT pg_try_advisory_xact_lock($1)", reaping.REAPER_LOCK
                 )
-                if locked:
+                if locked and await reaping.claim_pass(
+                    conn, "reap", settings.reaper_interval_seconds
+                ):
                     await reap_once(pool, settings, enqueuer)
+                    # the gauges are sampled by the process that reaps: in the worker
+                    # exposition they come from one process per pass
                     await metrics.sample(pool, depths)
-                    if time.monotonic() - last_prune > PRUNE_EVERY or last_prune == 0.0:
-                        deleted = await prune_stale(pool, settings.stale_token_days)
-                        last_prune = time.monotonic()
-                        if deleted:
-                            log.info("pruned %d stale registrations", deleted)
+                if locked and await reaping.claim_pass(conn, "prune", PRUNE_EVERY):
+                    deleted = await prune_stale(pool, settings.stale_token_days)
+                    if deleted:
+                        log.info("pruned %d stale registrations", deleted)
         except (
             OSError,
             asyncpg.PostgresError,

@@ -37,11 +37,13 @@ async def h2_request(
     headers: Sequence[tuple[str, str]] = (),
     body: bytes = b"",
     timeout: float = 5.0,
+    max_response: int = MAX_RESPONSE,
 ) -> tuple[int, dict[str, str], bytes]:
     """(status, headers, body) of one request; raises :class:`SimulatorClientError`."""
     try:
         return await asyncio.wait_for(
-            _request(origin, ca_file, (method, path), headers, body), timeout
+            _request(origin, ca_file, (method, path), headers, body, max_response=max_response),
+            timeout,
         )
     except (OSError, TimeoutError, ssl.SSLError) as exc:
         raise SimulatorClientError(f"{method} {origin}{path}: {exc!r}") from exc
@@ -53,6 +55,8 @@ async def _request(
     target: tuple[str, str],
     headers: Sequence[tuple[str, str]],
     body: bytes,
+    *,
+    max_response: int,
 ) -> tuple[int, dict[str, str], bytes]:
     method, path = target
     parts = urlsplit(origin)
@@ -90,7 +94,7 @@ async def _request(
                 elif isinstance(event, h2.events.DataReceived) and event.stream_id == sid:
                     received += event.data or b""
                     conn.acknowledge_received_data(event.flow_controlled_length, sid)
-                    if len(received) > MAX_RESPONSE:
+                    if len(received) > max_response:
                         raise SimulatorClientError("answer too large")
                 elif isinstance(event, h2.events.StreamEnded) and event.stream_id == sid:
                     return status, response_headers, bytes(received)
