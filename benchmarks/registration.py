@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 import uvloop
 
 from benchmarks import procstat
@@ -126,8 +127,17 @@ async def drive(base: str, admin: str, seconds: float, concurrency: int) -> dict
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     admin = "bench-" + secrets.token_urlsafe(16)
     settings = load_settings(environ={}, database_url=args.database_url, admin_token=admin)
-    await asyncio.to_thread(ensure_database, settings.database_url, emptied=False)
+    await asyncio.to_thread(ensure_database, settings.database_url, emptied=True)
     await asyncio.to_thread(apply_migrations, settings.database_url)
+    # every run starts from empty tables: a registry grown by earlier runs (and the
+    # autovacuum work it brings) would make runs incomparable
+    conn = await asyncpg.connect(settings.database_url, timeout=10)
+    try:
+        await conn.execute(
+            "TRUNCATE apps, users, installations, messages, batches, events CASCADE", timeout=60
+        )
+    finally:
+        await conn.close()
     LOG_DIR.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 (once, before the run)
     children = campaign.Processes(LOG_DIR)
     port = campaign._free_port()

@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from pushcore.db.pool import Connection, Pool, Record
+from pushcore.db.pool import Pool, Record
 
 # What the API shows of an installation; the token only by its last 8 characters.
 # Used as "SELECT {COLUMNS} FROM <installations> i LEFT JOIN users u ON u.id = i.user_id".
@@ -191,98 +191,50 @@ async def delete(pool: Pool, scope: Scope) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
-class Locked:
-    """An installation locked for personalization, with what identity checks need."""
+class Personalized:
+    """What :func:`personalize` did: ``outcome`` is ``ok`` (``row`` is the installation as
+    now attached), ``not_found`` (not in scope), ``conflict`` (attached to another user and
+    not forced) or ``identity_needed`` (a device-side call to an app that verifies
+    identities: check the token against ``identity_secret``, then call again with
+    ``identity_checked``)."""
 
-    id: int
-    user_id: int | None
-    current_external_id: str | None
-    identity_verification: bool
-    identity_secret: str
-
-
-async def lock_for_personalize(conn: Connection, scope: Scope) -> Locked | None:
-    """Lock the installation row (inside the caller's transaction) and read its current user.
-
-    Two statements on purpose: after waiting for the lock, a statement sees the new row
-    version of the locked table but an older snapshot of every other table, so the current
-    user's id must be read in a second statement, which takes a fresh snapshot (READ
-    COMMITTED)."""
-    where, args = scope.where(1)
-    row = await conn.fetchrow(
-        f"""
-        SELECT i.id, i.user_id, a.identity_verification, a.identity_secret
-        FROM installations i JOIN apps a ON a.id = i.app_id
-        WHERE {where}
-        FOR UPDATE OF i
-        """,
-        *args,
-    )
-    if row is None:
-        return None
-    current = None
-    if row["user_id"] is not None:
-        current = await conn.fetchval("SELECT external_id FROM users WHERE id = $1", row["user_id"])
-    return Locked(
-        id=row["id"],
-        user_id=row["user_id"],
-        current_external_id=current,
-        identity_verification=row["identity_verification"],
-        identity_secret=row["identity_secret"],
-    )
+    outcome: str
+    row: Record | None = None
+    identity_secret: str | None = None
 
 
-async def attach_user(
-    conn: Connection,
-    locked: Locked,
+async def personalize(
+    pool: Pool,
+    scope: Scope,
     *,
     external_id: str,
     email: str | None,
     msisdn: str | None,
     attributes: dict[str, Any] | None,
-) -> Record:
-    """Upsert the user and attach the locked installation to it; when the installation
-    moves away from another user whose primary it was, that user has no primary any more."""
-    row = await conn.fetchrow(
-        f"""
-        WITH u AS (
-            INSERT INTO users AS u (app_id, external_id, email, msisdn, attributes)
-            SELECT i.app_id, $2::text, $3::text, $4::text, coalesce($5::jsonb, '{{}}')
-            FROM installations i WHERE i.id = $1
-            ON CONFLICT (app_id, external_id) DO UPDATE SET
-                email = coalesce($3::text, u.email),
-                msisdn = coalesce($4::text, u.msisdn),
-                attributes = CASE WHEN $5::jsonb IS NULL THEN u.attributes
-                                  ELSE jsonb_strip_nulls(u.attributes || $5::jsonb) END,
-                updated_at = CASE WHEN (u.email, u.msisdn, u.attributes) IS DISTINCT FROM
-                    (coalesce($3, u.email), coalesce($4, u.msisdn),
-                     CASE WHEN $5::jsonb IS NULL THEN u.attributes
-                          ELSE jsonb_strip_nulls(u.attributes || $5::jsonb) END)
-                    THEN now() ELSE u.updated_at END
-            RETURNING u.*
-        ), i AS (
-            UPDATE installations i
-            SET user_id = u.id,
-                updated_at = CASE WHEN i.user_id IS DISTINCT FROM u.id
-                                  THEN now() ELSE i.updated_at END
-            FROM u WHERE i.id = $1
-            RETURNING i.*
-        ), previous AS (
-            UPDATE users p SET primary_installation_id = NULL, updated_at = now()
-            FROM u
-            WHERE p.id = $6 AND p.id <> u.id AND p.primary_installation_id = $1
-        )
-        SELECT {COLUMNS} FROM i, u
-        """,
-        locked.id,
+    force: bool,
+    identity_checked: bool,
+) -> Personalized:
+    """Attach the installation to the user (upserted) under its row lock, in one round trip:
+    the SQL function ``personalize_installation`` (migration 0005) locks the installation,
+    reads its current user with a fresh snapshot, and refuses or attaches.  Two concurrent
+    calls for one installation run one after the other, and the second sees the first's
+    user.  An installation moving away from a user whose primary it was leaves that user
+    without a primary."""
+    row = await pool.fetchrow(
+        "SELECT * FROM personalize_installation($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        scope.public_id,
+        scope.secret_hash,
+        scope.app_id,
         external_id,
         email,
         msisdn,
         attributes,
-        locked.user_id,
+        force,
+        identity_checked,
     )
-    assert row is not None  # the installation is locked by this transaction
-    return row
+    assert row is not None  # the function always answers one row
+    outcome: str = row["outcome"]
+    return Personalized(outcome, row if outcome == "ok" else None, row["identity_secret"])
 
 
 async def detach_user(pool: Pool, scope: Scope) -> Record | None:

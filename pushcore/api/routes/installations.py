@@ -152,47 +152,44 @@ async def personalize(call: Call) -> Reply:
     body: Personalize = call.body
     pool = call.request.app[POOL]
     scope = _scope(call)
-    # A short transaction holding the installation's row lock: two concurrent personalize
-    # calls for one installation run one after the other, and the second sees the first's
-    # user (and answers 409 unless forced).
-    async with pool.acquire() as conn, conn.transaction():
-        locked = await queries.lock_for_personalize(conn, scope)
-        if locked is None:
-            raise _missing(call)
-        if (
-            call.secret_hash is not None
-            and locked.identity_verification
-            and not auth.identity_ok(
-                locked.identity_secret, body.external_user_id, body.identity_token
-            )
-        ):
+
+    async def attach(identity_checked: bool) -> queries.Personalized:
+        return await queries.personalize(
+            pool,
+            scope,
+            external_id=body.external_user_id,
+            email=body.email,
+            msisdn=body.msisdn,
+            attributes=body.attributes,
+            force=body.force_depersonalize,
+            identity_checked=identity_checked,
+        )
+
+    done = await attach(identity_checked=False)
+    if done.outcome == "identity_needed":
+        # a device-side call to an app that verifies identities (the server key is trusted)
+        assert done.identity_secret is not None
+        if not auth.identity_ok(done.identity_secret, body.external_user_id, body.identity_token):
             raise forbidden(
                 "identity_required",
                 "this app verifies identities: identity_token must be the HMAC-SHA256 of "
                 "external_user_id keyed with the app's identity secret",
                 "identity_token",
             )
-        current = locked.current_external_id
-        if (
-            current is not None
-            and current != body.external_user_id
-            and not body.force_depersonalize
-        ):
-            raise conflict(
-                "attached_to_other_user",
-                "the installation belongs to another user; depersonalize it first or set "
-                "force_depersonalize",
-                "external_user_id",
-            )
-        row = await queries.attach_user(
-            conn,
-            locked,
-            external_id=body.external_user_id,
-            email=body.email,
-            msisdn=body.msisdn,
-            attributes=body.attributes,
+        # the first call released the row lock: this one takes it again and re-reads all
+        done = await attach(identity_checked=True)
+    if done.outcome == "not_found":
+        raise _missing(call)
+    if done.outcome == "conflict":
+        raise conflict(
+            "attached_to_other_user",
+            "the installation belongs to another user; depersonalize it first or set "
+            "force_depersonalize",
+            "external_user_id",
         )
-    return Reply(200, InstallationOut(**installation_out(row)))
+    assert done.outcome == "ok", done.outcome
+    assert done.row is not None
+    return Reply(200, InstallationOut(**installation_out(done.row)))
 
 
 async def depersonalize(call: Call) -> Reply:
