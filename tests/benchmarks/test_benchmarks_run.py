@@ -111,13 +111,13 @@ def test_fanout_benchmark_tiny(bench_database: str, tmp_path: Path) -> None:
     assert written.with_suffix(".png").stat().st_size > 0
 
 
-def test_registration_benchmark_tiny(database_url: str, tmp_path: Path) -> None:
+def test_registration_benchmark_tiny(bench_database: str, tmp_path: Path) -> None:
     result = run(
         "benchmarks.registration",
         "--seconds", "3",
         "--concurrency", "8",
         "--workers", "1",
-        "--database-url", database_url,
+        "--database-url", bench_database,
         "--out", str(tmp_path),
     )  # fmt: skip
     routes = result["routes"]
@@ -125,6 +125,11 @@ def test_registration_benchmark_tiny(database_url: str, tmp_path: Path) -> None:
     for figures in routes.values():
         assert {"requests", "per_second", "p50_ms", "p95_ms", "p99_ms"} <= set(figures)
     assert result["errors"] == {}
+    assert result["requests"] == sum(r["requests"] for r in routes.values()) > 0
+    cpu = result["cpu_seconds_per_1000_requests"]
+    assert set(cpu) == {"api", "postgresql", "load_generator"}
+    assert cpu["api"] > 0
+    assert cpu["load_generator"] > 0
     assert "ge_3000_rps_at_p99_le_50ms" in result["goals"]
     assert Path(result["written"]["png"]).stat().st_size > 0
 
