@@ -48,6 +48,15 @@ async def stuck_batches(pool: Pool, requeue_after: float, limit: int) -> list[Re
         UPDATE batches b SET enqueued_at = now(),
             state = CASE WHEN b.state = 'sending' THEN 'queued' ELSE b.state END
         FROM stuck WHERE b.id = stuck.id
+          -- Checked again on the row as it is when locked.  A worker may claim the batch
+          -- between the scan and this update; READ COMMITTED then applies the update to the
+          -- claimed row, and without this check the CASE would turn a batch in flight back
+          -- into a queued one that another worker claims: its devices sent to twice.
+          AND ((b.state = 'sending' AND b.lease_until < now())
+               OR (b.state = 'queued'
+                   AND b.enqueued_at < now() - make_interval(secs => $1)
+                   AND (b.not_before IS NULL
+                        OR b.not_before < now() - make_interval(secs => $1))))
         RETURNING b.id, b.platform
         """,
         requeue_after,
