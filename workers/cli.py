@@ -8,28 +8,8 @@ import sys
 import tempfile
 from typing import Any, NoReturn
 
+from pushcore import cliargs
 from workers.broker import QUEUES
-
-
-def _positive(raw: str) -> int:
-    try:
-        n = int(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {raw!r}") from None
-    if not 1 <= n <= 256:
-        raise argparse.ArgumentTypeError("between 1 and 256")
-    return n
-
-
-def _seconds(raw: str) -> int:
-    try:
-        n = int(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number of seconds: {raw!r}") from None
-    if not 1 <= n <= 3600:
-        raise argparse.ArgumentTypeError("between 1 and 3600 seconds")
-    return n
-
 
 # A batch takes at most PUSHCORE_SEND_TIMEOUT_SECONDS for its requests plus its claim and
 # write-back statements (PUSHCORE_DB_COMMAND_TIMEOUT each): 90 s with the defaults.
@@ -54,8 +34,12 @@ def register(sub: Any) -> None:
         "works on at once (the HTTP/2 concurrency is inside each batch). Give both "
         "explicitly: the defaults never depend on the machine's CPU count.",
     )
-    cmd.add_argument("--processes", type=_positive, default=1, help="worker processes (1)")
-    cmd.add_argument("--threads", type=_positive, default=4, help="batches per process (4)")
+    cmd.add_argument(
+        "--processes", type=cliargs.int_between(1, 256), default=1, help="worker processes (1)"
+    )
+    cmd.add_argument(
+        "--threads", type=cliargs.int_between(1, 256), default=4, help="batches per process (4)"
+    )
     cmd.add_argument(
         "--queues",
         type=_queues,
@@ -64,7 +48,7 @@ def register(sub: Any) -> None:
     )
     cmd.add_argument(
         "--shutdown-timeout",
-        type=_seconds,
+        type=cliargs.int_between(1, 3600, "seconds"),
         default=DEFAULT_SHUTDOWN_TIMEOUT,
         metavar="SECONDS",
         help="on SIGTERM, how long each process waits for the batches in progress to finish "

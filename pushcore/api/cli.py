@@ -7,34 +7,16 @@ import json
 import sys
 from typing import Any
 
-
-def _port(raw: str) -> int:
-    try:
-        port = int(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {raw!r}") from None
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"port out of range: {port}")
-    return port
-
-
-def _workers(raw: str) -> int:
-    try:
-        n = int(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {raw!r}") from None
-    if not 1 <= n <= 64:
-        raise argparse.ArgumentTypeError("between 1 and 64")
-    return n
+from pushcore import cliargs
 
 
 def register(sub: Any) -> None:
     api = sub.add_parser("api", help="serve the HTTP API on uvloop until SIGTERM")
     api.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    api.add_argument("--port", type=_port, default=8080, help="port (default 8080)")
+    api.add_argument("--port", type=cliargs.port, default=8080, help="port (default 8080)")
     api.add_argument(
         "--workers",
-        type=_workers,
+        type=cliargs.int_between(1, 64),
         default=1,
         help="processes sharing the port with SO_REUSEPORT (default 1; give it explicitly, "
         "one per core is typical)",

@@ -10,15 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-
-def _devices(raw: str) -> int:
-    try:
-        n = int(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {raw!r}") from None
-    if not 10 <= n <= 5_000_000:
-        raise argparse.ArgumentTypeError("between 10 and 5000000")
-    return n
+from pushcore import cliargs
 
 
 def register(sub: Any) -> None:
@@ -28,10 +20,17 @@ def register(sub: Any) -> None:
         "registry flow alone) and check it",
     )
     cmd.add_argument(
-        "--devices", type=_devices, default=100_000, help="simulated installations (default 100000)"
+        "--devices",
+        type=cliargs.int_between(10, 5_000_000),
+        default=100_000,
+        help="simulated installations (default 100000)",
     )
-    cmd.add_argument("--processes", type=int, default=2, help="worker processes (default 2)")
-    cmd.add_argument("--threads", type=int, default=4, help="batches per process (default 4)")
+    cmd.add_argument(
+        "--processes", type=cliargs.int_between(1, 64), default=2, help="worker processes (2)"
+    )
+    cmd.add_argument(
+        "--threads", type=cliargs.int_between(1, 256), default=4, help="batches per process (4)"
+    )
     cmd.add_argument(
         "--registry-only",
         action="store_true",

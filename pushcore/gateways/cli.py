@@ -18,39 +18,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pushcore import cliargs
+
 if TYPE_CHECKING:
     from pushcore.gateways.core import Faults, TransportFaults
 
 DEFAULT_CA_DIR = Path(".local/simulators")
 
 
-def _port(raw: str) -> int:
-    try:
-        value = int(raw, 10)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {raw!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be between 0 and 65535, got {value}")
-    return value
-
-
-def _nonnegative(kind: type[int] | type[float]) -> Any:
-    def parse(raw: str) -> int | float:
-        try:
-            value = kind(raw)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {raw!r}") from None
-        if value < 0:
-            raise argparse.ArgumentTypeError(f"must be >= 0, got {raw}")
-        return value
-
-    return parse
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--apns-port", type=_port, default=0, help="0: any free port")
-    parser.add_argument("--fcm-port", type=_port, default=0, help="0: any free port")
-    parser.add_argument("--webpush-port", type=_port, default=0, help="0: any free port")
+    parser.add_argument("--apns-port", type=cliargs.port, default=0, help="0: any free port")
+    parser.add_argument("--fcm-port", type=cliargs.port, default=0, help="0: any free port")
+    parser.add_argument("--webpush-port", type=cliargs.port, default=0, help="0: any free port")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument(
         "--ca-dir",
@@ -69,11 +48,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="granian worker processes per simulator (counters are per worker)",
     )  # fmt: skip
     parser.add_argument(
-        "--latency", type=_nonnegative(float), default=0.0, help="seconds added to answers"
+        "--latency", type=cliargs.nonnegative(float), default=0.0, help="seconds added to answers"
     )
     parser.add_argument(
         "--error-every",
-        type=_nonnegative(int),
+        type=cliargs.nonnegative(int),
         default=0,
         metavar="N",
         help="answer every N-th request with --error-status and Retry-After",
@@ -81,13 +60,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--error-status", type=int, choices=(429, 500, 503), default=429)
     parser.add_argument(
         "--error-fraction",
-        type=_nonnegative(float),
+        type=cliargs.nonnegative(float),
         default=0.0,
         help="share of requests answered with --error-status (0 to 1)",
     )
     parser.add_argument(
         "--retry-after",
-        type=_nonnegative(int),
+        type=cliargs.nonnegative(int),
         default=1,
         help="Retry-After seconds on error answers (default 1)",
     )
@@ -98,15 +77,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     h2_only = parser.add_argument_group("connection-level faults (h2 engine only)")
     h2_only.add_argument(
-        "--goaway-after", type=_nonnegative(int), default=0, metavar="N",
+        "--goaway-after", type=cliargs.nonnegative(int), default=0, metavar="N",
         help="send GOAWAY after the N-th request of each connection",
     )  # fmt: skip
     h2_only.add_argument(
-        "--rst-every", type=_nonnegative(int), default=0, metavar="N",
+        "--rst-every", type=cliargs.nonnegative(int), default=0, metavar="N",
         help="reset every N-th request with RST_STREAM instead of answering it",
     )  # fmt: skip
     h2_only.add_argument(
-        "--rst-fraction", type=_nonnegative(float), default=0.0,
+        "--rst-fraction", type=cliargs.nonnegative(float), default=0.0,
         help="share of requests reset with RST_STREAM (0 to 1)",
     )  # fmt: skip
     h2_only.add_argument(
@@ -114,7 +93,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="HTTP/2 error code of those resets (2 INTERNAL_ERROR, 7 REFUSED_STREAM)",
     )  # fmt: skip
     h2_only.add_argument(
-        "--drop-after", type=_nonnegative(int), default=0, metavar="N",
+        "--drop-after", type=cliargs.nonnegative(int), default=0, metavar="N",
         help="process the N-th request of a connection, then drop it unanswered",
     )  # fmt: skip
     parser.add_argument(
