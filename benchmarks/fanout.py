@@ -631,7 +631,10 @@ async def _baselines(
     ]
     for sim in sims:
         await sim.reset_stats()
+    sim_pids = procstat.tree(_sim_pids(sims))
+    sim_cpu = procstat.cpu_seconds(sim_pids)
     parts = await asyncio.to_thread(_run_bare, jobs)
+    sim_cpu = procstat.cpu_seconds(sim_pids) - sim_cpu
     bare_wall = max(p["end"] for p in parts) - min(p["start"] for p in parts)
     bare_delivered = sum(p["delivered"] for p in parts)
     bare_cpu = sum(p["cpu_s"] for p in parts)
@@ -656,6 +659,9 @@ async def _baselines(
             "wall_s": round(bare_wall, 2),
             "notifications_per_second": round(bare_delivered / bare_wall),
             "sender_cpu_s_per_1000": round(bare_cpu * 1000 / max(bare_delivered, 1), 4),
+            # the same simulators' CPU while they answer the bare sender: compare with the
+            # pipeline's simulators figure (how the traffic arrives changes what they cost)
+            "simulators_cpu_s_per_1000": round(sim_cpu * 1000 / max(bare_delivered, 1), 4),
         },
         "naive": naive,
     }
