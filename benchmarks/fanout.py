@@ -58,15 +58,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import asyncpg
 import httpx
 
 from benchmarks import delivery_engines, procstat, transport
+from benchmarks.database import DEFAULT_DB, fresh_database
 from pushcore.config import Settings, load_settings
-from pushcore.db.migrate import apply_migrations
 from pushcore.db.pool import Pool, create_pool
 from pushcore.demo import campaign
 from pushcore.demo.seed import Seeded, seed, sim_key
@@ -79,7 +78,6 @@ from pushcore.transport.curl import CurlTransport
 from pushcore.transport.delivery import authorize, deliver
 
 RESULTS = Path(__file__).resolve().parent / "results"
-DEFAULT_DB = "postgresql://postgres@127.0.0.1:5432/pushcore_bench"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/5"
 LOG_DIR = Path(".local/bench")
 PROVIDER_OF = {"ios": "apns", "android": "fcm", "web": "webpush"}
@@ -96,23 +94,6 @@ TIMELINE_COLUMNS = ["seconds", "answered", "sql_statements", "worker_rss_max_mb"
 
 
 # -- set-up -------------------------------------------------------------------------------
-
-
-def ensure_database(url: str, *, emptied: bool) -> None:
-    """Create the benchmark's database when missing.  ``emptied``: the caller will empty it,
-    so only a database whose name contains "bench" is accepted."""
-    import psycopg
-    from psycopg import sql
-
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    if emptied and "bench" not in name:
-        raise SystemExit(f"bench: refusing to empty database {name!r} (name must contain bench)")
-    admin = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True, connect_timeout=10) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
-        if exists is None:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
 async def _statement_source(pool: Pool) -> str:
@@ -181,8 +162,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         admin_token="bench-" + secrets.token_urlsafe(16),
         log_level="WARNING",
     )
-    await asyncio.to_thread(ensure_database, settings.database_url, emptied=True)
-    await asyncio.to_thread(apply_migrations, settings.database_url)
+    await asyncio.to_thread(fresh_database, settings.database_url)
     import redis
 
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=10)
@@ -194,7 +174,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     LOG_DIR.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 (once, before the run)
     children = campaign.Processes(LOG_DIR)
     try:
-        await pool.execute("TRUNCATE apps, users, installations, messages, batches, events CASCADE")
         async with Simulators.start(engine="granian", ca_dir=campaign.CA_DIR) as sims:
             env = {**campaign._env(settings, sims), **tuning}
             try:

@@ -34,13 +34,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-import asyncpg
 import uvloop
 
 from benchmarks import loadgen, procstat
-from benchmarks.fanout import DEFAULT_DB, ensure_database
+from benchmarks.database import DEFAULT_DB, fresh_database
 from pushcore.config import load_settings
-from pushcore.db.migrate import apply_migrations
 from pushcore.demo import campaign
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -148,17 +146,7 @@ async def drive(base: str, admin: str, seconds: float, concurrency: int) -> dict
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     admin = "bench-" + secrets.token_urlsafe(16)
     settings = load_settings(environ={}, database_url=args.database_url, admin_token=admin)
-    await asyncio.to_thread(ensure_database, settings.database_url, emptied=True)
-    await asyncio.to_thread(apply_migrations, settings.database_url)
-    # every run starts from empty tables: a registry grown by earlier runs (and the
-    # autovacuum work it brings) would make runs incomparable
-    conn = await asyncpg.connect(settings.database_url, timeout=10)
-    try:
-        await conn.execute(
-            "TRUNCATE apps, users, installations, messages, batches, events CASCADE", timeout=60
-        )
-    finally:
-        await conn.close()
+    await asyncio.to_thread(fresh_database, settings.database_url)
     LOG_DIR.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 (once, before the run)
     children = campaign.Processes(LOG_DIR)
     port = campaign._free_port()
