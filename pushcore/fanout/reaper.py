@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 from pushcore.config import Settings
 from pushcore.db import reaping
 from pushcore.db.maintenance import prune_stale
-from pushcore.db.pool import Pool
+from pushcore.db.pool import Connection, Pool
 from pushcore.fanout import metrics
 from pushcore.fanout.queue import BatchJob, Enqueuer
 
@@ -44,6 +44,25 @@ async def reap_once(pool: Pool, settings: Settings, enqueuer: Enqueuer) -> tuple
     return len(batches), len(messages)
 
 
+async def _due_passes(
+    conn: Connection,
+    pool: Pool,
+    settings: Settings,
+    enqueuer: Enqueuer,
+    depths: Callable[[], Awaitable[dict[str, int]]] | None,
+) -> None:
+    """The passes due cluster-wide, run by the holder of the reaper lock (``conn``)."""
+    if await reaping.claim_pass(conn, "reap", settings.reaper_interval_seconds):
+        await reap_once(pool, settings, enqueuer)
+        # the gauges are sampled by the process that reaps: in the worker exposition they
+        # come from one process per pass
+        await metrics.sample(pool, depths)
+    if await reaping.claim_pass(conn, "prune", PRUNE_EVERY):
+        deleted = await prune_stale(pool, settings.stale_token_days)
+        if deleted:
+            log.info("pruned %d stale registrations", deleted)
+
+
 async def run(
     pool: Pool,
     settings: Settings,
@@ -60,17 +79,8 @@ async def run(
                 locked = await conn.fetchval(
                     "SELECT pg_try_advisory_xact_lock($1)", reaping.REAPER_LOCK
                 )
-                if locked and await reaping.claim_pass(
-                    conn, "reap", settings.reaper_interval_seconds
-                ):
-                    await reap_once(pool, settings, enqueuer)
-                    # the gauges are sampled by the process that reaps: in the worker
-                    # exposition they come from one process per pass
-                    await metrics.sample(pool, depths)
-                if locked and await reaping.claim_pass(conn, "prune", PRUNE_EVERY):
-                    deleted = await prune_stale(pool, settings.stale_token_days)
-                    if deleted:
-                        log.info("pruned %d stale registrations", deleted)
+                if locked:
+                    await _due_passes(conn, pool, settings, enqueuer, depths)
         except (
             OSError,
             asyncpg.PostgresError,
