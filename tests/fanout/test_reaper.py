@@ -22,25 +22,32 @@ async def _claim(pool: Pool, name: str, every: float) -> bool:
 async def test_a_pass_is_claimed_once_per_interval(settings: Settings) -> None:
     pool = await create_pool(settings, max_size=6)
     name = f"test-{secrets.token_hex(4)}"  # the workers of other tests use reap and prune
+    ran_ago = "UPDATE reaper_passes SET ran_at = now() - make_interval(secs => $2) WHERE name = $1"
     try:
         await pool.execute("INSERT INTO reaper_passes (name) VALUES ($1)", name)
         assert await _claim(pool, name, 60)
         assert not await _claim(pool, name, 60)  # ran just now
         assert not await _claim(pool, "no-such-pass", 0.001)
+        # due once 90% of the interval has gone by (processes wake at slightly different times)
+        await pool.execute(ran_ago, name, 50)
+        assert not await _claim(pool, name, 60)
+        await pool.execute(ran_ago, name, 55)
+        assert await _claim(pool, name, 60)
 
-        # five "processes" each trying every 20 ms for 1.2 s, with a 0.5 s interval: two or
-        # three passes between them (without the clock: one per try that got the lock)
+        # five "processes" trying over and over while the pass is due: one pass between
+        # them (without the clock: one per try that got the lock)
         passes = 0
 
         async def process() -> None:
             nonlocal passes
-            for _ in range(60):
-                passes += await _claim(pool, name, 0.5)
-                await asyncio.sleep(0.02)
+            for _ in range(20):
+                claimed = await _claim(pool, name, 60)  # not `passes += await`: it
+                passes += claimed  # would read passes before the await and lose counts
+                await asyncio.sleep(0)
 
         await pool.execute("UPDATE reaper_passes SET ran_at = '-infinity' WHERE name = $1", name)
         await asyncio.gather(*(process() for _ in range(5)))
-        assert 2 <= passes <= 4, passes
+        assert passes == 1
     finally:
         await pool.execute("DELETE FROM reaper_passes WHERE name = $1", name)
         await pool.close()
