@@ -24,13 +24,14 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from benchmarks import fanout, registration, transport
+from benchmarks import registration, transport
+from benchmarks.fanout.cli import main as fanout_main
 
 FANOUT_DEVICES = 200_000
 
 
 def _fanout() -> list[str]:
-    result = fanout.main(["--devices", str(FANOUT_DEVICES)])
+    result = fanout_main(["--devices", str(FANOUT_DEVICES)])
     return [result["written"]["json"], result["written"]["png"]]
 
 

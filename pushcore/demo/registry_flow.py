@@ -13,12 +13,16 @@ import asyncio
 import dataclasses
 import secrets
 import socket
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
 from pushcore.config import Settings
+
+# pushcore.api.auth.identity_token, imported with the API (only when the demo runs)
+IdentityToken = Callable[[str, str], str]
 
 
 def run(settings: Settings) -> int:
@@ -100,7 +104,7 @@ async def run_demo(settings: Settings) -> None:
         await runner.cleanup()
 
 
-async def _flow(step: _Step, settings: Settings, identity_token: Any) -> None:
+async def _flow(step: _Step, settings: Settings, identity_token: IdentityToken) -> None:
     admin = settings.admin_token
     app = await step(
         "Create an app (admin)",
@@ -112,6 +116,25 @@ async def _flow(step: _Step, settings: Settings, identity_token: Any) -> None:
     )
     code, key = app["app_code"], app["server_key"]
     print(f"    app_code={code}; server key and identity secret are shown once")
+    phone, tablet = await _register_devices(step, code)
+    await _log_in(step, (phone, tablet), app["identity_secret"], identity_token)
+    await _backend_finds_the_user(step, code, key, phone)
+    await _phone_changes_and_reports(step, phone)
+    other = await step("A second app is created", "POST", "/v1/apps", {"name": "Other"}, admin, 201)
+    await step(
+        "Its key cannot see the first app's users",
+        "GET",
+        f"/v1/apps/{code}/users/customer-42",
+        None,
+        other["server_key"],
+        404,
+    )
+    await _erase_the_user(step, code, key, phone)
+    print("demo: registry flow complete")
+
+
+async def _register_devices(step: _Step, code: str) -> tuple[Any, Any]:
+    """An iPhone, an Android tablet and a browser register; the first two's answers."""
     phone = await step(
         "An iPhone registers (anonymous)",
         "POST",
@@ -145,8 +168,14 @@ async def _flow(step: _Step, settings: Settings, identity_token: Any) -> None:
         None,
         201,
     )
-    secret = app["identity_secret"]
-    for inst in (phone, tablet):
+    return phone, tablet
+
+
+async def _log_in(
+    step: _Step, devices: tuple[Any, ...], secret: str, identity_token: IdentityToken
+) -> None:
+    """The user logs in on each device with an identity token; without one it is refused."""
+    for inst in devices:
         linked = await step(
             "The app logs the user in on this device (device-side, identity token)",
             "PUT",
@@ -159,6 +188,7 @@ async def _flow(step: _Step, settings: Settings, identity_token: Any) -> None:
             inst["installation_secret"],
         )
         print(f"    installation {linked['installation_id']} -> {linked['external_user_id']}")
+    phone = devices[0]
     await step(
         "Without the identity token the device is refused",
         "PUT",
@@ -167,6 +197,10 @@ async def _flow(step: _Step, settings: Settings, identity_token: Any) -> None:
         phone["installation_secret"],
         403,
     )
+
+
+async def _backend_finds_the_user(step: _Step, code: str, key: str, phone: Any) -> None:
+    """The company backend makes the phone primary and finds the user by email."""
     await step(
         "The backend marks the phone as the user's primary device",
         "PUT",
@@ -186,6 +220,10 @@ async def _flow(step: _Step, settings: Settings, identity_token: Any) -> None:
         f"    {user['external_user_id']}: {len(user['installations'])} installations, "
         f"primary {user['primary_installation_id']}"
     )
+
+
+async def _phone_changes_and_reports(step: _Step, phone: Any) -> None:
+    """The phone gets a new token, then reports an opened push."""
     new = await step(
         "The phone's token changes (reinstall)",
         "PATCH",
@@ -202,15 +240,10 @@ async def _flow(step: _Step, settings: Settings, identity_token: Any) -> None:
         phone["installation_secret"],
         202,
     )
-    other = await step("A second app is created", "POST", "/v1/apps", {"name": "Other"}, admin, 201)
-    await step(
-        "Its key cannot see the first app's users",
-        "GET",
-        f"/v1/apps/{code}/users/customer-42",
-        None,
-        other["server_key"],
-        404,
-    )
+
+
+async def _erase_the_user(step: _Step, code: str, key: str, phone: Any) -> None:
+    """A privacy erase; the phone stays registered, anonymous."""
     await step(
         "Privacy request: erase the user",
         "DELETE",
@@ -227,4 +260,3 @@ async def _flow(step: _Step, settings: Settings, identity_token: Any) -> None:
         phone["installation_secret"],
     )
     print(f"    external_user_id={after['external_user_id']}")
-    print("demo: registry flow complete")
