@@ -13,7 +13,7 @@ setup: $(STAMP) services migrate
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,simulators]'
 	@rm -f $(VENV)/.installed-* && touch $@
 
 services:

@@ -3,7 +3,8 @@
 Prints one line per simulator, ``<name> <origin> ca=<CA file>``, once all three accept
 requests, then runs until SIGINT or SIGTERM and stops them gracefully (exit code 0).
 A start failure (e.g. a port in use) prints one line to stderr and exits 1; bad arguments
-exit 2 (argparse), as do connection-level faults asked of the granian engine.
+exit 2 (argparse), as do connection-level faults asked of the granian engine and the
+granian engine itself when the ``pushcore[simulators]`` extra (granian) is not installed.
 
 Faults given here apply to all three simulators; each simulator also takes ``POST
 /__sim/faults`` (JSON, the same names with underscores) to change them while it runs, and
@@ -27,6 +28,12 @@ DEFAULT_CA_DIR = Path(".local/simulators")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_server_arguments(parser)
+    _add_fault_arguments(parser)
+    _add_connection_fault_arguments(parser)
+
+
+def _add_server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--apns-port", type=cliargs.port, default=0, help="0: any free port")
     parser.add_argument("--fcm-port", type=cliargs.port, default=0, help="0: any free port")
     parser.add_argument("--webpush-port", type=cliargs.port, default=0, help="0: any free port")
@@ -41,12 +48,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--engine",
         choices=("granian", "h2"),
         default="granian",
-        help="granian: fast subprocesses; h2: in-process, slower (default granian)",
+        help="granian: fast subprocesses (needs pushcore[simulators]); h2: in-process, "
+        "slower (default granian)",
     )
     parser.add_argument(
         "--workers", type=int, choices=range(1, 65), default=1, metavar="N",
         help="granian worker processes per simulator (counters are per worker)",
     )  # fmt: skip
+
+
+def _add_fault_arguments(parser: argparse.ArgumentParser) -> None:
+    """Faults both engines inject (and --refuse-connections, h2 only)."""
     parser.add_argument(
         "--latency", type=cliargs.nonnegative(float), default=0.0, help="seconds added to answers"
     )
@@ -75,10 +87,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="close every new connection at once (h2 engine); also POST /__sim/faults",
     )
+
+
+def _add_connection_fault_arguments(parser: argparse.ArgumentParser) -> None:
     h2_only = parser.add_argument_group("connection-level faults (h2 engine only)")
     h2_only.add_argument(
         "--goaway-after", type=cliargs.nonnegative(int), default=0, metavar="N",
         help="send GOAWAY after the N-th request of each connection",
+    )  # fmt: skip
+    h2_only.add_argument(
+        "--goaway-first", action="store_true",
+        help="send that GOAWAY before the answers it promises and leave later streams "
+        "unanswered, as nghttp2 and APNs do (h2-based clients such as httpx fail on it)",
     )  # fmt: skip
     h2_only.add_argument(
         "--rst-every", type=cliargs.nonnegative(int), default=0, metavar="N",
@@ -91,6 +111,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     h2_only.add_argument(
         "--rst-code", type=int, choices=range(14), default=2, metavar="CODE",
         help="HTTP/2 error code of those resets (2 INTERNAL_ERROR, 7 REFUSED_STREAM)",
+    )  # fmt: skip
+    h2_only.add_argument(
+        "--rst-limit", type=cliargs.nonnegative(int), default=0, metavar="N",
+        help="at most N resets in all (0: no limit)",
     )  # fmt: skip
     h2_only.add_argument(
         "--drop-after", type=cliargs.nonnegative(int), default=0, metavar="N",
@@ -117,8 +141,14 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
+    from pushcore.gateways.granian_engine import INSTALL_HINT, granian_installed
+
     if args.latency > 60:
         print("pushcore simulators: --latency must be at most 60 seconds", file=sys.stderr)
+        return 2
+    if args.engine == "granian" and not granian_installed():
+        # The h2 engine needs nothing beyond the product's own dependencies.
+        print(f"pushcore simulators: {INSTALL_HINT} (or use --engine h2)", file=sys.stderr)
         return 2
     return asyncio.run(_serve(args))
 
@@ -174,9 +204,11 @@ def _faults(args: argparse.Namespace) -> tuple[Faults, TransportFaults]:
     transport_faults = TransportFaults(
         max_concurrent_streams=args.max_concurrent_streams,
         goaway_after=args.goaway_after,
+        goaway_first=args.goaway_first,
         rst_every=args.rst_every,
         rst_fraction=args.rst_fraction,
         rst_code=args.rst_code,
+        rst_limit=args.rst_limit,
         drop_after=args.drop_after,
     )
     if args.engine == "granian":

@@ -82,26 +82,37 @@ async def _request(
             # Small bodies only: within the 65,535-byte initial window.
             conn.send_data(sid, body, end_stream=True)
         writer.write(conn.data_to_send())
-        status, response_headers, received = 0, {}, bytearray()
-        while True:
-            data = await reader.read(65536)
-            if not data:
-                raise SimulatorClientError("connection closed before the answer")
-            for event in conn.receive_data(data):
-                if isinstance(event, h2.events.ResponseReceived) and event.stream_id == sid:
-                    response_headers = {str(k): str(v) for k, v in event.headers or []}
-                    status = int(response_headers.get(":status", "0"))
-                elif isinstance(event, h2.events.DataReceived) and event.stream_id == sid:
-                    received += event.data or b""
-                    conn.acknowledge_received_data(event.flow_controlled_length, sid)
-                    if len(received) > max_response:
-                        raise SimulatorClientError("answer too large")
-                elif isinstance(event, h2.events.StreamEnded) and event.stream_id == sid:
-                    return status, response_headers, bytes(received)
-                elif isinstance(event, h2.events.StreamReset | h2.events.ConnectionTerminated):
-                    raise SimulatorClientError(f"stream ended early: {event}")
-            writer.write(conn.data_to_send())
+        return await _read_answer(reader, writer, conn, sid, max_response)
     finally:
         writer.close()
         with contextlib.suppress(OSError, TimeoutError, ssl.SSLError):
             await asyncio.wait_for(writer.wait_closed(), 1.0)
+
+
+async def _read_answer(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    conn: h2.connection.H2Connection,
+    sid: int,
+    max_response: int,
+) -> tuple[int, dict[str, str], bytes]:
+    status, response_headers, received = 0, {}, bytearray()
+    while True:
+        data = await reader.read(65536)
+        if not data:
+            raise SimulatorClientError("connection closed before the answer")
+        for event in conn.receive_data(data):
+            if isinstance(event, h2.events.ResponseReceived) and event.stream_id == sid:
+                response_headers = {str(k): str(v) for k, v in event.headers or []}
+                status = int(response_headers.get(":status", "0"))
+            elif isinstance(event, h2.events.DataReceived) and event.stream_id == sid:
+                received += event.data or b""
+                conn.acknowledge_received_data(event.flow_controlled_length, sid)
+                if len(received) > max_response:
+                    raise SimulatorClientError("answer too large")
+            elif isinstance(event, h2.events.StreamEnded) and event.stream_id == sid:
+                return status, response_headers, bytes(received)
+            elif isinstance(event, h2.events.StreamReset | h2.events.ConnectionTerminated):
+                raise SimulatorClientError(f"stream ended early: {event}")
+        # window updates and SETTINGS acknowledgements
+        writer.write(conn.data_to_send())

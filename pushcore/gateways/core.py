@@ -2,8 +2,9 @@
 
 A simulator is pure: :meth:`Simulator.handle` maps one :class:`SimRequest` to one
 :class:`SimResponse` and updates its :class:`Counters`.  The engines (granian in
-:mod:`pushcore.gateways.rsgi`, the ``h2`` state machine in :mod:`pushcore.gateways.h2server`)
-only move bytes and call :func:`dispatch`, which also serves the control routes:
+:mod:`pushcore.gateways.rsgi`, the ``h2`` state machine in :mod:`pushcore.gateways.h2server`,
+through its :class:`~pushcore.gateways.h2server.SimulatorApp`) only move bytes and call
+:func:`dispatch`, which also serves the control routes:
 
 - ``GET /__sim/stats`` (alias ``GET /__stats``): counters as JSON (``requests``,
   ``delivered``, ``rejected``, ``by_status``, ``duplicates``...; ``?tokens=1`` adds the
@@ -60,6 +61,7 @@ class SimRequest:
     query: str = ""
     authority: str = ""  # ``:authority`` / Host, for Web Push's VAPID audience check
     http_version: str = "2"  # "1.1" when granian served it over HTTP/1.1
+    client_cn: str = ""  # common name of the client certificate (h2 engine, mutual TLS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,11 +124,15 @@ class TransportFaults:
 
     ``goaway_after``: the N-th request of a connection becomes its last: it and earlier
     streams are answered, later ones are reset with REFUSED_STREAM, then GOAWAY naming it
-    as the last stream is sent and the connection closes.  ``drop_after``: process the
-    N-th request, then abort the connection without answering it (the client cannot know
-    whether it was delivered).
+    as the last stream is sent and the connection closes.  With ``goaway_first`` the GOAWAY
+    goes out at once, before those answers, and later streams get no answer at all (what
+    nghttp2 and APNs do; clients built on ``h2``, such as httpx, fail on any frame after a
+    GOAWAY, hence not the default).  ``drop_after``: process the N-th request, then abort
+    the connection without answering it (the client cannot know whether it was delivered).
     ``rst_every``: reset every N-th request with ``rst_code`` instead of processing it;
-    ``rst_fraction``: reset that share of requests at random (seeded by ``seed``).
+    ``rst_fraction``: reset that share of requests at random (seeded by ``seed``);
+    ``rst_limit``: at most that many resets in all (0: no limit), so ``rst_every=N,
+    rst_limit=1`` resets the N-th request only.
 
     Set at runtime (``POST /__sim/faults``), ``goaway_after``/``drop_after`` act on the
     N-th or any later request of open connections too, and ``max_concurrent_streams``
@@ -134,21 +140,25 @@ class TransportFaults:
 
     max_concurrent_streams: int = 1000
     goaway_after: int = 0
+    goaway_first: bool = False
     rst_every: int = 0
     rst_fraction: float = 0.0
     rst_code: int = 2  # INTERNAL_ERROR; 7 = REFUSED_STREAM ("not processed")
+    rst_limit: int = 0
     drop_after: int = 0
     seed: int = 0
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_concurrent_streams <= 10_000:
             raise ValueError("max_concurrent_streams must be between 1 and 10000")
-        if min(self.goaway_after, self.rst_every, self.drop_after) < 0:
+        if min(self.goaway_after, self.rst_every, self.rst_limit, self.drop_after) < 0:
             raise ValueError("fault counts must be >= 0")
         if not 0 <= self.rst_fraction <= 1:
             raise ValueError("rst_fraction must be within [0, 1]")
         if not 0 <= self.rst_code <= 0xD:
             raise ValueError("rst_code must be an HTTP/2 error code (0 to 13)")
+        if not isinstance(self.goaway_first, bool):
+            raise TypeError("goaway_first must be true or false")
 
     @property
     def needs_h2_engine(self) -> bool:

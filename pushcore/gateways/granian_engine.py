@@ -5,12 +5,17 @@ for port 0 a free port is chosen here first (bind to 0, read, close).  Another p
 take it in between: the start is then retried on a new port (at most :data:`ATTEMPTS`).
 Readiness is a real ``GET /__stats`` over HTTP/2, which proves that a worker imported the
 app, not only that the socket listens.
+
+granian is not a dependency of the product: it comes with the ``pushcore[simulators]``
+extra.  Nothing here imports it (it runs as ``python -m granian``), so this module loads
+without it and :meth:`GranianProcess.start` says what to install.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import json
 import signal
 import socket
@@ -28,10 +33,19 @@ from pushcore.gateways.tls import TlsFiles
 ATTEMPTS = 3
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
+INSTALL_HINT = "granian is not installed: pip install 'pushcore[simulators]'"
 
 
 class GranianStartError(RuntimeError):
     """granian did not answer in time or exited; the message carries its output."""
+
+
+class GranianMissing(GranianStartError):
+    """The ``simulators`` extra is not installed."""
+
+
+def granian_installed() -> bool:
+    return importlib.util.find_spec("granian") is not None
 
 
 def free_port(host: str) -> int:
@@ -104,6 +118,8 @@ class GranianProcess:
         ]  # fmt: skip
 
     async def start(self, timeout: float = START_TIMEOUT) -> None:
+        if not granian_installed():
+            raise GranianMissing(INSTALL_HINT)
         deadline = time.monotonic() + timeout
         for attempt in range(ATTEMPTS):
             self.port = self.requested_port or free_port(self.host)

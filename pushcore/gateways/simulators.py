@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import json
 import tempfile
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -33,11 +33,12 @@ from pushcore.gateways.core import (
     SIM_STATS,
     Counters,
     Faults,
+    Simulator,
     TransportFaults,
 )
 from pushcore.gateways.fcm import FcmOptions
 from pushcore.gateways.granian_engine import GranianProcess
-from pushcore.gateways.h2server import H2Server
+from pushcore.gateways.h2server import H2Server, simulator_server
 from pushcore.gateways.rsgi import PROVIDERS, build_simulator
 from pushcore.gateways.tls import TlsFiles, ensure_certificates
 from pushcore.gateways.webpush import WebPushOptions
@@ -109,14 +110,14 @@ class RunningSimulator:
 
 
 class H2Simulator(RunningSimulator):
-    def __init__(self, name: str, server: H2Server, host: str, ca_file: Path) -> None:
-        shown = f"[{host}]" if ":" in host else host
-        super().__init__(name, f"https://{shown}:{server.port}", ca_file)
+    def __init__(self, name: str, sim: Simulator, server: H2Server, ca_file: Path) -> None:
+        super().__init__(name, server.origin, ca_file)
+        self.sim = sim
         self.server = server
 
     @property
     def counters(self) -> Counters:
-        return self.server.sim.counters
+        return self.sim.counters
 
     async def aclose(self) -> None:
         await self.server.aclose()
@@ -178,49 +179,87 @@ class Simulators:
             "fcm": asdict(fcm or FcmOptions()),
             "webpush": asdict(webpush or WebPushOptions()),
         }
+        launches = [
+            _Launch(
+                name,
+                host,
+                (ports or {}).get(name, 0),
+                options[name],
+                _per_provider(faults, name, Faults()),
+                _per_provider(transport_faults, name, TransportFaults()),
+                max_tracked_tokens,
+            )
+            for name in PROVIDERS
+        ]
         async with contextlib.AsyncExitStack() as stack:
             if ca_dir is None:
                 ca_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="pushsim-"))
             tls = await asyncio.to_thread(ensure_certificates, ca_dir, [host])
-            started: dict[str, RunningSimulator] = {}
-
-            async def start_one(name: str) -> None:
-                port = (ports or {}).get(name, 0)
-                f = _per_provider(faults, name, Faults())
-                tf = _per_provider(transport_faults, name, TransportFaults())
-                running: RunningSimulator
-                if engine == "h2":
-                    sim = build_simulator(name, options[name], max_tracked_tokens)
-                    server = H2Server(sim, tls, f, tf)
-                    await server.start(host, port)
-                    running = H2Simulator(name, server, host, tls.ca_file)
-                else:
-                    process = GranianProcess(
-                        name,
-                        tls,
-                        host=host,
-                        port=port,
-                        options=options[name],
-                        faults=f,
-                        transport_faults=tf,
-                        workers=workers,
-                        max_tracked_tokens=max_tracked_tokens,
-                    )
-                    try:
-                        await process.start()
-                    except BaseException:
-                        await process.aclose()
-                        raise
-                    running = GranianSimulator(name, process, tls.ca_file)
-                started[name] = running
-                stack.push_async_callback(running.aclose)
-
-            # Started together (granian takes ~1 s each); whatever started is stopped by
-            # the exit stack if another one fails.
-            results = await asyncio.gather(
-                *(start_one(n) for n in PROVIDERS), return_exceptions=True
-            )
-            for result in results:
-                if isinstance(result, BaseException):
-                    raise result
+            if engine == "h2":
+                started = await _start_all(stack, launches, lambda la: _start_h2(la, tls))
+            else:
+                started = await _start_all(
+                    stack, launches, lambda la: _start_granian(la, tls, workers)
+                )
             yield Simulators(engine, tls, started["apns"], started["fcm"], started["webpush"])
+
+
+@dataclass(frozen=True, slots=True)
+class _Launch:
+    """What one simulator is started with."""
+
+    name: str
+    host: str
+    port: int  # 0: any free port
+    options: dict[str, Any]  # fields of the provider's options dataclass
+    faults: Faults
+    transport_faults: TransportFaults
+    max_tracked_tokens: int | None
+
+
+async def _start_all(
+    stack: contextlib.AsyncExitStack,
+    launches: Sequence[_Launch],
+    start_one: Callable[[_Launch], Awaitable[RunningSimulator]],
+) -> dict[str, RunningSimulator]:
+    """Started together (granian takes ~1 s each); whatever started is stopped by ``stack``,
+    also when another one fails."""
+    started: dict[str, RunningSimulator] = {}
+
+    async def start(launch: _Launch) -> None:
+        running = await start_one(launch)
+        started[launch.name] = running
+        stack.push_async_callback(running.aclose)
+
+    results = await asyncio.gather(*(start(la) for la in launches), return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return started
+
+
+async def _start_h2(launch: _Launch, tls: TlsFiles) -> RunningSimulator:
+    sim = build_simulator(launch.name, launch.options, launch.max_tracked_tokens)
+    server = simulator_server(sim, tls, launch.faults, launch.transport_faults)
+    await server.start(launch.host, launch.port)
+    return H2Simulator(launch.name, sim, server, tls.ca_file)
+
+
+async def _start_granian(launch: _Launch, tls: TlsFiles, workers: int) -> RunningSimulator:
+    process = GranianProcess(
+        launch.name,
+        tls,
+        host=launch.host,
+        port=launch.port,
+        options=launch.options,
+        faults=launch.faults,
+        transport_faults=launch.transport_faults,
+        workers=workers,
+        max_tracked_tokens=launch.max_tracked_tokens,
+    )
+    try:
+        await process.start()
+    except BaseException:
+        await process.aclose()
+        raise
+    return GranianSimulator(launch.name, process, tls.ca_file)

@@ -109,11 +109,12 @@ def test_fault_flags_build_the_fault_set() -> None:
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     flags = (
-        "--engine h2 --refuse-connections --goaway-after 5 --rst-fraction 0.1 --rst-code 7"
-        " --drop-after 9 --max-concurrent-streams 4 --error-every 3 --error-status 503"
+        "--engine h2 --refuse-connections --goaway-after 5 --goaway-first --rst-fraction 0.1"
+        " --rst-code 7 --rst-limit 2 --drop-after 9 --max-concurrent-streams 4 --error-every 3"
+        " --error-status 503"
     )
     args = parser.parse_args(flags.split(" "))
     faults, tf = _faults(args)
     assert (faults.refuse_connections, faults.error_every, faults.error_status) == (True, 3, 503)
     assert (tf.goaway_after, tf.rst_fraction, tf.rst_code, tf.drop_after) == (5, 0.1, 7, 9)
-    assert tf.max_concurrent_streams == 4
+    assert (tf.goaway_first, tf.rst_limit, tf.max_concurrent_streams) == (True, 2, 4)

@@ -19,8 +19,8 @@ async def test_per_request_timeout_within_deadline(
 ) -> None:
     server = await server_factory()
     transport = transport_factory()
-    slow = [Request(f"{server.url}/slow/{i}", [("x-delay", "5")], b"") for i in range(5)]
-    batch = requests_for(server.url, 5) + slow
+    slow = [Request(f"{server.origin}/slow/{i}", [("x-delay", "5")], b"") for i in range(5)]
+    batch = requests_for(server.origin, 5) + slow
     started = time.monotonic()
     responses = await transport.send(batch, timeout=0.5)
     elapsed = time.monotonic() - started
@@ -35,16 +35,16 @@ async def test_per_request_timeout_within_deadline(
 async def test_queue_wait_counts_against_the_deadline(
     server_factory: ServerFactory, transport_factory: TransportFactory
 ) -> None:
-    server = await server_factory(latency=0.3)
+    server = await server_factory(delay=0.3)
     transport = transport_factory(max_in_flight=1)
     started = time.monotonic()
-    responses = await transport.send(requests_for(server.url, 4), timeout=0.5)
+    responses = await transport.send(requests_for(server.origin, 4), timeout=0.5)
     assert time.monotonic() - started < 0.8
     assert responses[0].status == 200
     assert [r.failure for r in responses[1:]] == [Failure.TIMEOUT] * 3
     # The last two never left the queue: the server saw only two requests.
     assert "never sent" in responses[3].detail
-    assert server.received.total() == 2
+    assert server.stats.received.total() == 2
 
 
 async def test_connection_refused_is_unprocessed(transport_factory: TransportFactory) -> None:
@@ -92,24 +92,24 @@ async def test_goaway_never_sends_an_answered_request_twice(
     # Each connection is told to go away after its 30th request; the streams above the
     # GOAWAY's last-stream-id are ignored by the server.  libcurl re-sends exactly those on
     # a fresh connection (measured with libcurl 8.23), so every request ends with 200.
-    server = await server_factory(goaway_after=30, latency=0.02)
+    server = await server_factory(goaway_after=30, goaway_first=True, delay=0.02)
     transport = transport_factory(max_in_flight=50, max_connections_per_origin=1)
-    responses = await transport.send(requests_for(server.url, 200), timeout=20)
-    assert server.ignored.total() > 0  # the GOAWAY really cut streams off
-    assert server.connections >= 2
-    assert max(server.received.values()) == 1
+    responses = await transport.send(requests_for(server.origin, 200), timeout=20)
+    assert server.stats.ignored.total() > 0  # the GOAWAY really cut streams off
+    assert server.stats.connections >= 2
+    assert max(server.stats.received.values()) == 1
     for response in responses:
         assert response.status == 200 or response.failure in (Failure.REFUSED, Failure.CONNECT)
-    assert server.answered.total() == sum(r.status == 200 for r in responses)
+    assert server.stats.answered.total() == sum(r.status == 200 for r in responses)
 
 
 @pytest.mark.parametrize("nth", [1, 5])
 async def test_rst_stream_is_reset(
     server_factory: ServerFactory, transport_factory: TransportFactory, nth: int
 ) -> None:
-    server = await server_factory(rst_nth=nth, latency=0.01)
+    server = await server_factory(rst_every=nth, rst_limit=1, delay=0.01)
     transport = transport_factory()
-    responses = await transport.send(requests_for(server.url, 20), timeout=5)
+    responses = await transport.send(requests_for(server.origin, 20), timeout=5)
     failed = [r for r in responses if r.failure is not None]
     assert len(failed) == 1
     assert failed[0].failure is Failure.RESET
@@ -120,16 +120,16 @@ async def test_rst_stream_is_reset(
 async def test_dropped_connection_is_connection_lost(
     server_factory: ServerFactory, transport_factory: TransportFactory
 ) -> None:
-    # The server drops the TCP connection when its 20th request arrives, answering none.
-    server = await server_factory(close_after=20, latency=0.05)
+    # The server processes its 20th request, then drops the TCP connection, answering none.
+    server = await server_factory(drop_after=20, delay=0.05)
     transport = transport_factory(max_in_flight=30, max_connections_per_origin=1)
-    responses = await transport.send(requests_for(server.url, 40), timeout=10)
+    responses = await transport.send(requests_for(server.origin, 40), timeout=10)
     lost = [r for r in responses if r.failure is Failure.CONNECTION_LOST]
     assert all(r.status == 200 or r.failure is Failure.CONNECTION_LOST for r in responses)
     assert len(lost) >= 19
     # libcurl re-sends the request that opened the dead connection on a fresh one without
     # telling us (measured: exactly that one request), so it may be processed twice.
-    doubled = [path for path, count in server.received.items() if count > 1]
+    doubled = [path for path, count in server.stats.received.items() if count > 1]
     assert len(doubled) <= 1
     for path in doubled:
         assert responses[int(path.rsplit("/", 1)[1])].status == 200
@@ -138,10 +138,10 @@ async def test_dropped_connection_is_connection_lost(
 async def test_aclose_with_requests_in_flight_returns_promptly(
     server_factory: ServerFactory, transport_factory: TransportFactory
 ) -> None:
-    server = await server_factory(latency=10)
+    server = await server_factory(delay=10)
     transport = transport_factory(max_in_flight=5)
-    task = asyncio.create_task(transport.send(requests_for(server.url, 8), timeout=30))
-    while server.received.total() < 5:
+    task = asyncio.create_task(transport.send(requests_for(server.origin, 8), timeout=30))
+    while server.stats.received.total() < 5:
         await asyncio.sleep(0.01)
     started = time.monotonic()
     await transport.aclose()
@@ -155,15 +155,15 @@ async def test_cancelled_caller_frees_its_slots(
 ) -> None:
     server = await server_factory()
     transport = transport_factory(max_in_flight=4)
-    slow = [Request(f"{server.url}/slow/{i}", [("x-delay", "10")], b"") for i in range(10)]
+    slow = [Request(f"{server.origin}/slow/{i}", [("x-delay", "10")], b"") for i in range(10)]
     task = asyncio.create_task(transport.send(slow, timeout=30))
-    while server.received.total() < 4:
+    while server.stats.received.total() < 4:
         await asyncio.sleep(0.01)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     assert (transport.in_flight, transport.queued) == (0, 0)
-    responses = await transport.send(requests_for(server.url, 10), timeout=5)
+    responses = await transport.send(requests_for(server.origin, 10), timeout=5)
     assert [r.status for r in responses] == [200] * 10
 
 
@@ -173,10 +173,10 @@ async def test_invalid_request_fails_alone(
     server = await server_factory()
     transport = transport_factory()
     batch = [
-        Request(f"{server.url}/ok", [], b""),
-        Request(f"{server.url}/caf\u00e9", [], b""),
-        Request(f"{server.url}/h", [("x-name", "caf\u00e9")], b""),
-        Request(f"{server.url}/ok2", [], b""),
+        Request(f"{server.origin}/ok", [], b""),
+        Request(f"{server.origin}/caf\u00e9", [], b""),
+        Request(f"{server.origin}/h", [("x-name", "caf\u00e9")], b""),
+        Request(f"{server.origin}/ok2", [], b""),
     ]
     responses = await transport.send(batch, timeout=5)
     assert [r.status for r in responses] == [200, 0, 0, 200]
