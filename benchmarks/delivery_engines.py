@@ -4,7 +4,7 @@ Starts the granian APNs simulator (one worker, JWT signatures verified) and send
 ``--tokens`` live device tokens through each engine with the same in-flight bound:
 
 * ``curl``: :class:`~pushcore.transport.curl.CurlTransport` + ``ApnsProvider`` through
-  :func:`~pushcore.transport.delivery.deliver`, batches of ``--batch`` (two batches at a
+  :func:`~pushcore.fanout.delivery.deliver`, batches of ``--batch`` (two batches at a
   time so the transport's ``max_in_flight`` stays full), one connection;
 * ``aioapns``: ``aioapns.APNs`` 4.0 as shipped (its own JWT, request and connection pool),
   one connection, pointed at the simulator by overriding its protocol class's
@@ -49,22 +49,22 @@ from aioapns.connection import APNsProductionClientProtocol
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from pushcore.fanout.delivery import deliver
 from pushcore.gateways import fates
 from pushcore.gateways.apns import ApnsOptions
 from pushcore.gateways.simulators import GranianSimulator, Simulators
 from pushcore.providers.apns import ApnsProvider, ApnsRendered
 from pushcore.providers.base import Outcome, Registration
 from pushcore.providers.credentials import ApnsCredentials
-from pushcore.providers.notification import Notification
+from pushcore.providers.registry import notification
 from pushcore.transport.base import Request
 from pushcore.transport.curl import CurlTransport
-from pushcore.transport.delivery import deliver
 
 TOPIC = "com.example.bench"
 TEAM_ID = "TEAMBENCH1"
 KEY_ID = "KEYBENCH01"
 ENGINES = ("curl", "aioapns", "httpx")
-NOTE = Notification(title="Benchmark", body="delivery engines", data={"n": "1"})
+NOTE = notification(title="Benchmark", body="delivery engines", data={"n": "1"})
 RESULTS = Path(__file__).resolve().parent / "results"
 
 

@@ -5,7 +5,7 @@ For APNs, FCM and Web Push, against the granian simulators (one worker each), th
 live registrations are sent by:
 
 * ``curl``: the default transport (``CurlTransport``) through the providers and
-  ``pushcore.transport.delivery.deliver``, in batches of ``--batch``;
+  ``pushcore.fanout.delivery.deliver``, in batches of ``--batch``;
 * ``aioapns`` (APNs only): ``aioapns.APNs`` as shipped (see ``benchmarks.delivery_engines``);
 * ``aioapns_transport`` (APNs only): pushcore's ``AioapnsTransport`` (the configurable
   aioapns backend, its defects worked around) through ``deliver``, like ``curl``;
@@ -45,6 +45,7 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from benchmarks import delivery_engines
+from pushcore.fanout.delivery import authorize, deliver
 from pushcore.gateways import fates
 from pushcore.gateways.fcm import FcmOptions
 from pushcore.gateways.simulators import Simulators
@@ -57,14 +58,13 @@ from pushcore.providers.credentials import (
     private_key_pem,
 )
 from pushcore.providers.fcm import FcmProvider
-from pushcore.providers.notification import Notification
+from pushcore.providers.registry import notification
 from pushcore.providers.webpush import WebPushProvider
 from pushcore.transport.aioapns_backend import AioapnsTransport
 from pushcore.transport.base import Request, Transport
 from pushcore.transport.curl import CurlTransport
-from pushcore.transport.delivery import authorize, deliver
 
-NOTE = Notification(title="Benchmark", body="transport", data={"n": "1"})
+NOTE = notification(title="Benchmark", body="transport", data={"n": "1"})
 RESULTS = Path(__file__).resolve().parent / "results"
 STATIC_FCM_TOKEN = "bench-static-access-token"
 
@@ -130,8 +130,10 @@ async def run_aioapns_transport(
     provider: Provider[Any], regs: list[Registration], args: Any, ca: str, sims: Simulators
 ) -> int:
     assert isinstance(provider, ApnsProvider)
+    assert provider.signer is not None  # token auth
     transport = AioapnsTransport(
-        provider.credentials,
+        topic=provider.credentials.topic,
+        signer=provider.signer,
         origin=sims.apns.origin,
         ca_file=ca,
         connections=1,

@@ -14,6 +14,8 @@ from workers.broker import QUEUES
 # A batch takes at most PUSHCORE_SEND_TIMEOUT_SECONDS for its requests plus its claim and
 # write-back statements (PUSHCORE_DB_COMMAND_TIMEOUT each): 90 s with the defaults.
 DEFAULT_SHUTDOWN_TIMEOUT = 100
+# Dramatiq calls it in every worker process: builds the broker, declares the actors
+ENTRY = "workers.boot:setup"
 
 
 def _queues(raw: str) -> list[str]:
@@ -80,7 +82,7 @@ def _run(args: argparse.Namespace) -> NoReturn:
         sys.executable,
         "-m",
         "dramatiq",
-        "workers.actors",
+        ENTRY,
         "--processes",
         str(args.processes),
         "--threads",

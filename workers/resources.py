@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 from typing import Any
 
 import dramatiq
@@ -26,23 +27,16 @@ from dramatiq.asyncio import get_event_loop_thread
 
 from pushcore.config import Settings
 from pushcore.db.pool import create_pool
-from pushcore.fanout import reaper
+from pushcore.fanout import metrics, reaper
 from pushcore.fanout.providers import ProviderCache
 from pushcore.fanout.sending import SendContext
 from pushcore.providers.base import Provider
 from pushcore.transport.base import Transport
 from pushcore.transport.curl import CurlTransport
+from workers.broker import QUEUES
 from workers.enqueue import DramatiqEnqueuer
 
 log = logging.getLogger(__name__)
-
-_context: SendContext | None = None
-
-
-def context() -> SendContext:
-    if _context is None:
-        raise RuntimeError("worker resources are not set up (not a worker process?)")
-    return _context
 
 
 class ProcessTransports:
@@ -86,12 +80,12 @@ class ProcessTransports:
             from pushcore.transport.aioapns_backend import AioapnsTransport
 
             transport: Transport = AioapnsTransport(
-                credentials,
+                topic=credentials.topic,
+                signer=provider.signer,  # one JWT per process, not one per connection
                 origin=provider.origin,
                 ca_file=self._settings.ca_file,
                 connections=self._settings.connections_per_origin,
                 max_in_flight=self._settings.max_in_flight,
-                signer=provider.signer,  # one JWT per process, not one per connection
             )
             return transport
         return self._curl(credentials.certificate.encode(), credentials.private_key.encode())
@@ -102,51 +96,39 @@ class ProcessTransports:
 
 
 class WorkerResources(dramatiq.Middleware):
+    """The process's :class:`SendContext` (one per worker process), made when the worker
+    boots, on the broker it boots with; the actors reach it through :meth:`context`."""
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._context: SendContext | None = None
         self._reaper: asyncio.Task[None] | None = None
+
+    def context(self) -> SendContext:
+        if self._context is None:
+            raise RuntimeError("worker resources are not set up (not a worker process?)")
+        return self._context
 
     def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         thread = get_event_loop_thread()
         if thread is None:
             raise RuntimeError("the AsyncIO middleware must come before WorkerResources")
-        thread.run_coroutine(self._start())
+        thread.run_coroutine(self._start(broker))
 
-    async def _start(self) -> None:
-        global _context  # noqa: PLW0603 (one context per worker process, by design)
+    async def _start(self, broker: dramatiq.Broker) -> None:
         pool = await create_pool(self.settings)
-        _context = SendContext(
+        metrics.declare_platforms()
+        self._context = SendContext(
             pool=pool,
             settings=self.settings,
             transports=ProcessTransports(self.settings),
-            enqueuer=DramatiqEnqueuer(),
+            enqueuer=DramatiqEnqueuer(broker),
             providers=ProviderCache(self.settings),
         )
         self._reaper = asyncio.get_running_loop().create_task(
-            reaper.run(pool, self.settings, _context.enqueuer, self._depths)
+            reaper.run(pool, self.settings, self._context.enqueuer, partial(_depths, broker))
         )
         log.info("worker resources ready")
-
-    async def _depths(self) -> dict[str, int]:
-        """Waiting messages per queue: the Redis list length, or RabbitMQ's ready count."""
-        from workers.actors import broker
-        from workers.broker import QUEUES
-
-        client = getattr(broker, "client", None)
-        if client is None:
-            # RabbitMQ: the queue's ready-message count (Dramatiq declares and asks per queue)
-            counts = getattr(broker, "get_queue_message_counts", None)
-            if counts is None:
-                return {}
-            return await asyncio.to_thread(lambda: {q: int(counts(q)[0]) for q in QUEUES})
-
-        def lengths() -> dict[str, int]:
-            pipe = client.pipeline(transaction=False)
-            for queue in QUEUES:
-                pipe.llen(f"dramatiq:{queue}")
-            return dict(zip(QUEUES, (int(n) for n in pipe.execute()), strict=True))
-
-        return await asyncio.to_thread(lengths)
 
     def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         thread = get_event_loop_thread()
@@ -156,7 +138,7 @@ class WorkerResources(dramatiq.Middleware):
     def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         # the worker threads are done (or past Dramatiq's shutdown timeout): close the rest
         thread = get_event_loop_thread()
-        if thread is not None and _context is not None:
+        if thread is not None and self._context is not None:
             thread.run_coroutine(self._close())
 
     async def _stop_reaper(self) -> None:
@@ -167,11 +149,29 @@ class WorkerResources(dramatiq.Middleware):
             self._reaper = None
 
     async def _close(self) -> None:
-        global _context  # noqa: PLW0603
         await self._stop_reaper()
-        if _context is not None:
-            transports = _context.transports
+        if self._context is not None:
+            transports = self._context.transports
             if isinstance(transports, ProcessTransports):
                 await transports.aclose()
-            await _context.pool.close()
-            _context = None
+            await self._context.pool.close()
+            self._context = None
+
+
+async def _depths(broker: dramatiq.Broker) -> dict[str, int]:
+    """Waiting messages per queue: the Redis list length, or RabbitMQ's ready count."""
+    client = getattr(broker, "client", None)
+    if client is None:
+        # RabbitMQ: the queue's ready-message count (Dramatiq declares and asks per queue)
+        counts = getattr(broker, "get_queue_message_counts", None)
+        if counts is None:
+            return {}
+        return await asyncio.to_thread(lambda: {q: int(counts(q)[0]) for q in QUEUES})
+
+    def lengths() -> dict[str, int]:
+        pipe = client.pipeline(transaction=False)
+        for queue in QUEUES:
+            pipe.llen(f"dramatiq:{queue}")
+        return dict(zip(QUEUES, (int(n) for n in pipe.execute()), strict=True))
+
+    return await asyncio.to_thread(lengths)

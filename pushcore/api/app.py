@@ -108,9 +108,12 @@ def make_app(settings: Settings, enqueuer: Enqueuer | None = None) -> web.Applic
     app[SERVER_KEYS] = ServerKeyCache(settings.auth_cache_seconds)
     app[openapi.DOCUMENT] = openapi.build(ROUTES)
     if enqueuer is None:
+        # the Dramatiq implementation lives with the workers; imported here, not at module
+        # level, so that pushcore's layers never import workers/ (tests hand in their own)
+        from workers.broker import make_broker
         from workers.enqueue import DramatiqEnqueuer
 
-        enqueuer = DramatiqEnqueuer()
+        enqueuer = DramatiqEnqueuer(make_broker(settings))
     app[ENQUEUER] = enqueuer
     install(app.router, ROUTES)
 

@@ -96,9 +96,7 @@ def _create_app(args: argparse.Namespace) -> int:
                 name=name,
                 identity_verification=args.identity_verification,
                 identity_secret=identity_secret,
-                apns=None,
-                fcm=None,
-                webpush=None,
+                credentials={},
                 key_id=auth.new_public_id("key_"),
                 key_hash=auth.digest(server_key),
             )

@@ -43,6 +43,21 @@ _REASONS = {
 }
 
 
+_SECURITY_SCHEMES = {
+    "admin": {"type": "http", "scheme": "bearer", "description": "PUSHCORE_ADMIN_TOKEN"},
+    "server_key": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "a server key of the app (pcs_…)",
+    },
+    "installation_secret": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "the installation secret (pci_…)",
+    },
+}
+
+
 def build(routes: list[Route]) -> dict[str, Any]:
     types = [ErrorBody]
     for route in routes:
@@ -51,40 +66,7 @@ def build(routes: list[Route]) -> dict[str, Any]:
     by_type = dict(zip(types, schemas, strict=True))
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
-        op: dict[str, Any] = {
-            "operationId": route.handler.__name__ + "_" + route.auth,
-            "summary": route.summary,
-            "tags": [route.tag] if route.tag else [],
-            "security": _SECURITY[route.auth],
-            "parameters": [
-                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-                for name in _PARAM.findall(route.path)
-            ]
-            + [
-                {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
-                for name in route.query
-            ],
-            "responses": {},
-        }
-        if route.body is not None:
-            op["requestBody"] = {
-                "required": True,
-                "content": {"application/json": {"schema": by_type[route.body]}},
-            }
-        for status in (route.status, *route.also):
-            response: dict[str, Any] = {"description": _REASONS[status]}
-            if route.raw is not None:
-                response["content"] = {route.raw: {"schema": {"type": "string"}}}
-            elif route.response is not None:
-                schema = {"type": "object"} if route.response is dict else by_type[route.response]
-                response["content"] = {"application/json": {"schema": schema}}
-            op["responses"][str(status)] = response
-        for status in route.errors:
-            op["responses"][str(status)] = {
-                "description": _REASONS[status],
-                "content": {"application/json": {"schema": by_type[ErrorBody]}},
-            }
-        paths.setdefault(route.path, {})[route.method.lower()] = op
+        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route, by_type)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -94,27 +76,54 @@ def build(routes: list[Route]) -> dict[str, Any]:
             '{"error": {"code", "message", "field"?}}.',
         },
         "paths": paths,
-        "components": {
-            "schemas": components,
-            "securitySchemes": {
-                "admin": {
-                    "type": "http",
-                    "scheme": "bearer",
-                    "description": "PUSHCORE_ADMIN_TOKEN",
-                },
-                "server_key": {
-                    "type": "http",
-                    "scheme": "bearer",
-                    "description": "a server key of the app (pcs_…)",
-                },
-                "installation_secret": {
-                    "type": "http",
-                    "scheme": "bearer",
-                    "description": "the installation secret (pci_…)",
-                },
-            },
-        },
+        "components": {"schemas": components, "securitySchemes": _SECURITY_SCHEMES},
     }
+
+
+def _operation(route: Route, by_type: dict[Any, Any]) -> dict[str, Any]:
+    """One route's operation object: parameters, body, responses, security."""
+    op: dict[str, Any] = {
+        "operationId": route.handler.__name__ + "_" + route.auth,
+        "summary": route.summary,
+        "tags": [route.tag] if route.tag else [],
+        "security": _SECURITY[route.auth],
+        "parameters": _parameters(route),
+        "responses": _responses(route, by_type),
+    }
+    if route.body is not None:
+        op["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": by_type[route.body]}},
+        }
+    return op
+
+
+def _parameters(route: Route) -> list[dict[str, Any]]:
+    return [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in _PARAM.findall(route.path)
+    ] + [
+        {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+        for name in route.query
+    ]
+
+
+def _responses(route: Route, by_type: dict[Any, Any]) -> dict[str, Any]:
+    responses: dict[str, Any] = {}
+    for status in (route.status, *route.also):
+        response: dict[str, Any] = {"description": _REASONS[status]}
+        if route.raw is not None:
+            response["content"] = {route.raw: {"schema": {"type": "string"}}}
+        elif route.response is not None:
+            schema = {"type": "object"} if route.response is dict else by_type[route.response]
+            response["content"] = {"application/json": {"schema": schema}}
+        responses[str(status)] = response
+    for status in route.errors:
+        responses[str(status)] = {
+            "description": _REASONS[status],
+            "content": {"application/json": {"schema": by_type[ErrorBody]}},
+        }
+    return responses
 
 
 def encoded(routes: list[Route]) -> bytes:

@@ -11,24 +11,20 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
-from pushcore.providers.credentials import ApnsCredentials, FcmCredentials, WebPushCredentials
+from pushcore.fields import Email, ExternalId, Msisdn, Tag
+from pushcore.providers import registry
+from pushcore.providers.registry import Platform
 
-Platform = Literal["ios", "android", "web"]
 Name = Annotated[str, Meta(min_length=1, max_length=200)]
-Tag = Annotated[str, Meta(min_length=1, max_length=128)]
 Tags = Annotated[list[Tag], Meta(max_length=100)]
 Key = Annotated[str, Meta(min_length=1, max_length=64)]
 Scalar = Annotated[str, Meta(max_length=1024)] | int | float | bool | None
 Properties = Annotated[dict[Key, Scalar], Meta(max_length=100)]
-ExternalId = Annotated[str, Meta(min_length=1, max_length=256)]
-Email = Annotated[str, Meta(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
-# E.164: a plus sign and up to 15 digits
-Msisdn = Annotated[str, Meta(pattern=r"^\+[1-9][0-9]{6,14}$")]
 AwareDatetime = Annotated[dt.datetime, Meta(tz=True)]
 
 
@@ -39,44 +35,76 @@ class Request(Struct, forbid_unknown_fields=True, kw_only=True):
 # --- apps (admin) ---------------------------------------------------------------------------
 
 
-class AppCreate(Request):
+class AppCreateBase(Request):
     name: Name
-    apns: ApnsCredentials | None = None
-    fcm: FcmCredentials | None = None
-    webpush: WebPushCredentials | None = None
     identity_verification: bool = False
 
 
-class AppPatch(Request):
+class AppPatchBase(Request):
     """Absent fields stay as they are; ``null`` removes a provider's credentials."""
 
     name: Name | UnsetType = UNSET
-    apns: ApnsCredentials | UnsetType | None = UNSET
-    fcm: FcmCredentials | UnsetType | None = UNSET
-    webpush: WebPushCredentials | UnsetType | None = UNSET
     identity_verification: bool | UnsetType = UNSET
 
 
-class AppOut(Struct, kw_only=True):
+class AppOutBase(Struct, kw_only=True):
     app_code: str
     name: str
     identity_verification: bool
-    # what may be shown of the credentials: ids, topic, fingerprints; never keys
-    apns: dict[str, Any] | None
-    fcm: dict[str, Any] | None
-    webpush: dict[str, Any] | None
     created_at: dt.datetime
     updated_at: dt.datetime
 
 
-class AppCreated(AppOut, kw_only=True):
-    key_id: str
-    server_key: str  # shown once
-    identity_secret: str  # shown once; HMAC key of identity tokens
+def _with_providers(
+    name: str, base: type[Struct], make: Any, doc: str | None = None, **options: Any
+) -> Any:
+    """``base`` plus one field per provider of the platform registry (its key: ``apns``,
+    ``fcm``, ``webpush``); ``make(spec)`` gives the field's (type, default)."""
+    made = msgspec.defstruct(
+        name,
+        registry.per_provider_fields(make),
+        bases=(base,),
+        module=__name__,
+        kw_only=True,
+        **options,
+    )
+    made.__doc__ = doc or base.__doc__
+    return made
 
 
-class AppList(Struct, kw_only=True):
-    apps: list[AppOut]
+# The provider fields are read by key (``getattr(body, spec.key)``): see routes/apps.py.
+AppCreate: type[AppCreateBase] = _with_providers(
+    "AppCreate", AppCreateBase, lambda s: (s.credentials | None, None), forbid_unknown_fields=True
+)
+AppPatch: type[AppPatchBase] = _with_providers(
+    "AppPatch",
+    AppPatchBase,
+    lambda s: (s.credentials | UnsetType | None, UNSET),
+    forbid_unknown_fields=True,
+)
+# what may be shown of the credentials: ids, topic, fingerprints; never keys
+AppOut: type[AppOutBase] = _with_providers(
+    "AppOut", AppOutBase, lambda s: (dict[str, Any] | None, None)
+)
+
+
+AppCreated: type[AppOutBase] = msgspec.defstruct(  # type: ignore[assignment]
+    "AppCreated",
+    [
+        ("key_id", str),
+        ("server_key", str),  # shown once
+        ("identity_secret", str),  # shown once; HMAC key of identity tokens
+    ],
+    bases=(AppOut,),
+    module=__name__,
+    kw_only=True,
+)
+AppList: type[Struct] = msgspec.defstruct(
+    "AppList",
+    [("apps", list[AppOut])],  # type: ignore[valid-type]  # a type built at import
+    module=__name__,
+    kw_only=True,
+)
 
 
 class KeyCreated(Struct, kw_only=True):
@@ -206,6 +234,38 @@ Events = Annotated[list[Event], Meta(min_length=1, max_length=100)]
 
 class EventsAccepted(Struct, kw_only=True):
     accepted: int
+
+
+# --- messages (server) ----------------------------------------------------------------------
+# The send body is :data:`pushcore.fanout.request.SendRequest` (the fan-out owns what a send
+# means; the API decodes it with the same struct).
+
+
+class Counts(Struct, kw_only=True):
+    targeted: int
+    delivered: int
+    invalid_removed: int
+    failed: int
+    retrying: int
+    pending: int
+    opened: int
+
+
+class MessageOut(Struct, kw_only=True):
+    message_id: uuid.UUID
+    status: str
+    counts: Counts
+    failure_reasons: dict[str, int]
+    errors: list[str]
+    platforms: list[str]
+    created_at: dt.datetime
+    send_at: dt.datetime | None
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+
+
+class MessageList(Struct, kw_only=True):
+    messages: list[MessageOut]
 
 
 # --- misc -----------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Checks of push registrations that the schema alone cannot express.
 
-- APNs device tokens: even-length hex, 64 to 200 characters (stored lower-case).
-- FCM registration tokens: printable ASCII without spaces, up to 4096 characters.
+- Push tokens: each platform's own rule, from the platform registry (APNs device tokens are
+  even-length hex of 64 to 200 characters, stored lower-case; FCM registration tokens are
+  printable ASCII without spaces, up to 4096 characters).
 - Web Push: the endpoint must be https (plain http only to a loopback host, for the local
   simulators); ``p256dh`` must decode to a 65-byte uncompressed P-256 point that lies on the
   curve and ``auth`` to 16 bytes.
@@ -10,7 +11,6 @@
 from __future__ import annotations
 
 import ipaddress
-import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -18,10 +18,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from pushcore.api.errors import invalid
 from pushcore.api.schemas import WebSubscription
+from pushcore.providers import registry
 from pushcore.providers.credentials import b64url_decode
-
-_APNS = re.compile(r"(?:[0-9a-fA-F]{2}){32,100}")
-_FCM = re.compile(r"[\x21-\x7e]{1,4096}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,23 +31,15 @@ class Registration:
     auth: str | None = None
 
 
-def apns_token_ok(token: str) -> bool:
-    return _APNS.fullmatch(token) is not None
-
-
-def fcm_token_ok(token: str) -> bool:
-    return _FCM.fullmatch(token) is not None
-
-
 def registration(
     platform: str, push_token: str | None, subscription: WebSubscription | None
 ) -> Registration:
     """The registration for ``platform``; a 422 naming the field when it is malformed."""
-    if platform == "web":
+    if registry.spec(platform).registration == "web_subscription":
         if push_token is not None:
-            raise invalid("push_token", "web installations register a web_subscription")
+            raise invalid("push_token", f"{platform} installations register a web_subscription")
         if subscription is None:
-            raise invalid("web_subscription", "required for platform web")
+            raise invalid("web_subscription", f"required for platform {platform}")
         return web_registration(subscription)
     if subscription is not None:
         raise invalid("web_subscription", f"not accepted for platform {platform}")
@@ -59,13 +49,22 @@ def registration(
 
 
 def push_token_for(platform: str, token: str) -> str:
-    if platform == "ios":
-        if not apns_token_ok(token):
-            raise invalid("push_token", "an APNs device token is even-length hex, 64-200 chars")
-        return token.lower()
-    if not fcm_token_ok(token):
-        raise invalid("push_token", "an FCM token is printable ASCII without spaces, ≤ 4096")
-    return token
+    """The stored form of ``token`` on a push-token platform; a 422 when it is not one."""
+    spec = registry.spec(platform)
+    stored = spec.token_rule(token) if spec.token_rule is not None else None
+    if stored is None:
+        raise invalid("push_token", spec.registration_help)
+    return stored
+
+
+def token_candidates(token: str) -> dict[str, str]:
+    """{platform: stored form} of every push-token platform ``token`` is valid for (a
+    device changing its token does not say its platform)."""
+    candidates: dict[str, str] = {}
+    for spec in registry.PLATFORMS:
+        if spec.token_rule is not None and (stored := spec.token_rule(token)) is not None:
+            candidates[spec.name] = stored
+    return candidates
 
 
 def web_registration(sub: WebSubscription) -> Registration:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from pushcore.db.pool import Pool, Record
+from pushcore.db.pool import Connection, Pool, Record
 
-APP_COLUMNS = (
-    "a.code, a.name, a.identity_verification, a.apns, a.fcm, a.webpush, a.created_at, a.updated_at"
-)
-# Columns PATCH may change; the statement is assembled from this fixed list only.
-PATCHABLE = ("name", "identity_verification", "apns", "fcm", "webpush")
+# ``credentials``: {platform: stored credentials JSON} of the app's app_credentials rows
+APP_COLUMNS = """a.code, a.name, a.identity_verification, a.created_at, a.updated_at,
+    (SELECT coalesce(jsonb_object_agg(c.platform, c.credentials), '{}')
+     FROM app_credentials c WHERE c.app_id = a.id) AS credentials"""
+# Columns of apps PATCH may change; the statement is assembled from this fixed list only.
+PATCHABLE = ("name", "identity_verification")
 
 
 async def create_app(
@@ -20,39 +21,72 @@ async def create_app(
     name: str,
     identity_verification: bool,
     identity_secret: str,
-    apns: Any,
-    fcm: Any,
-    webpush: Any,
+    credentials: dict[str, Any],
     key_id: str,
     key_hash: bytes,
 ) -> Record:
-    """Insert the app and its first server key in one statement."""
-    row = await pool.fetchrow(
-        f"""
-        WITH a AS (
-            INSERT INTO apps (code, name, identity_verification, identity_secret,
-                              apns, fcm, webpush)
-            VALUES ($1, $2, $3, $4, $5, $6, $7)
-            RETURNING *
-        ), k AS (
-            INSERT INTO api_keys (key_id, app_id, key_hash)
-            SELECT $8, a.id, $9 FROM a
-            RETURNING key_id
+    """Insert the app, its credentials ({platform: JSON}) and its first server key in one
+    transaction."""
+    async with pool.acquire() as conn, conn.transaction():
+        app_id = await conn.fetchval(
+            """
+            INSERT INTO apps (code, name, identity_verification, identity_secret)
+            VALUES ($1, $2, $3, $4) RETURNING id
+            """,
+            code,
+            name,
+            identity_verification,
+            identity_secret,
         )
-        SELECT {APP_COLUMNS}, k.key_id FROM a, k
-        """,
-        code,
-        name,
-        identity_verification,
-        identity_secret,
-        apns,
-        fcm,
-        webpush,
-        key_id,
-        key_hash,
-    )
-    assert row is not None  # both inserts return exactly one row or raise
+        await _set_credentials(conn, app_id, credentials)
+        await conn.execute(
+            "INSERT INTO api_keys (key_id, app_id, key_hash) VALUES ($1, $2, $3)",
+            key_id,
+            app_id,
+            key_hash,
+        )
+        row = await conn.fetchrow(
+            f"SELECT a.id, {APP_COLUMNS}, $2::text AS key_id FROM apps a WHERE a.id = $1",
+            app_id,
+            key_id,
+        )
+    assert row is not None  # inserted above, in this transaction
     return row
+
+
+async def _set_credentials(conn: Connection, app_id: int, changes: dict[str, Any]) -> bool:
+    """Store ({platform: JSON}) or remove ({platform: None}) credentials; True when any
+    stored value changed (an unchanged value keeps its version)."""
+    stored = {p: v for p, v in changes.items() if v is not None}
+    removed = [p for p, v in changes.items() if v is None]
+    changed = 0
+    if stored:
+        changed += len(
+            await conn.fetch(
+                """
+                INSERT INTO app_credentials AS c (app_id, platform, credentials)
+                SELECT $1, x.key, x.value FROM jsonb_each($2::jsonb) x
+                ON CONFLICT (app_id, platform) DO UPDATE
+                    SET credentials = EXCLUDED.credentials, updated_at = now()
+                    WHERE c.credentials IS DISTINCT FROM EXCLUDED.credentials
+                RETURNING c.platform
+                """,
+                app_id,
+                stored,
+            )
+        )
+    if removed:
+        changed += len(
+            await conn.fetch(
+                """
+                DELETE FROM app_credentials
+                WHERE app_id = $1 AND platform = ANY($2::text[]) RETURNING platform
+                """,
+                app_id,
+                removed,
+            )
+        )
+    return changed > 0
 
 
 async def get_app(pool: Pool, code: str) -> Record | None:
@@ -69,31 +103,52 @@ async def list_apps(pool: Pool, *, limit: int = 1000) -> list[Record]:
     return rows
 
 
-async def patch_app(pool: Pool, code: str, changes: dict[str, Any]) -> Record | None:
-    """Set the given columns (names from :data:`PATCHABLE`); bump updated_at when any value
-    differs."""
+async def patch_app(
+    pool: Pool, code: str, changes: dict[str, Any], credentials: dict[str, Any]
+) -> Record | None:
+    """Set the given columns (names from :data:`PATCHABLE`) and credentials ({platform:
+    JSON, or None to remove}); bump updated_at when any value differs."""
     assigns = []
     args: list[Any] = [code]
     for column in PATCHABLE:
         if column in changes:
             args.append(changes[column])
             assigns.append((column, f"${len(args)}"))
-    if not assigns:
-        return await get_app(pool, code)
-    sets = ", ".join(f"{col} = {param}" for col, param in assigns)
-    old = ", ".join(f"a.{col}" for col, _ in assigns)
-    new = ", ".join(param for _, param in assigns)
-    row: Record | None = await pool.fetchrow(
-        f"""
-        UPDATE apps a SET {sets},
-            updated_at = CASE WHEN ({old}, 0) IS DISTINCT FROM ({new}, 0)
-                              THEN now() ELSE a.updated_at END
-        WHERE a.code = $1
-        RETURNING a.id, {APP_COLUMNS}
-        """,
-        *args,
-    )
+    async with pool.acquire() as conn, conn.transaction():
+        app_id = await conn.fetchval("SELECT id FROM apps WHERE code = $1 FOR UPDATE", code)
+        if app_id is None:
+            return None
+        touched = await _set_credentials(conn, app_id, credentials) if credentials else False
+        if assigns or touched:
+            sets = "".join(f"{col} = {param}, " for col, param in assigns)
+            old = "".join(f"a.{col}, " for col, _ in assigns)
+            new = "".join(f"{param}, " for _, param in assigns)
+            args.append(touched)
+            await conn.execute(
+                f"""
+                UPDATE apps a SET {sets}
+                    updated_at = CASE WHEN ${len(args)} OR ({old} 0) IS DISTINCT FROM ({new} 0)
+                                      THEN now() ELSE a.updated_at END
+                WHERE a.code = $1
+                """,
+                *args,
+            )
+        row: Record | None = await conn.fetchrow(
+            f"SELECT a.id, {APP_COLUMNS} FROM apps a WHERE a.id = $1", app_id
+        )
     return row
+
+
+async def credentials_of(pool: Pool, platform: str) -> list[Record]:
+    """(code, credentials) of every app with credentials for ``platform``."""
+    rows: list[Record] = await pool.fetch(
+        """
+        SELECT a.code, c.credentials FROM app_credentials c JOIN apps a ON a.id = c.app_id
+        WHERE c.platform = $1 ORDER BY a.id
+        """,
+        platform,
+    )
+    return rows
 
 
 async def create_key(pool: Pool, code: str, key_id: str, key_hash: bytes) -> Record | None:

@@ -2,10 +2,10 @@
 
 Claim takes the batch under a lease and loads everything the send needs in the same
 statement: the registrations still there, the message's state and notification, the app's
-credentials.  Finish writes every result of the batch in one statement: the batch's state,
-the message's counters and status, the dead registrations deleted, and the retry batch.
-Both are guarded by the batch's claim number, so a worker that lost its lease changes
-nothing.
+credentials for the batch's platform.  Finish writes every result of the batch in one
+statement: the batch's state, the message's counters and status, the dead registrations
+deleted, and the retry batch.  Both are guarded by the batch's claim number, so a worker
+that lost its lease changes nothing.
 """
 
 from __future__ import annotations
@@ -32,13 +32,11 @@ async def claim(pool: Pool, batch_id: int, lease_seconds: float) -> Record | Non
         SELECT b.id, b.claims, b.message_id, b.app_id, b.platform, b.attempt,
                cardinality(b.installation_ids) AS size,
                m.status, m.notification, m.expires_at < now() AS expired,
-               a.updated_at AS app_version,
-               CASE b.platform WHEN 'ios' THEN a.apns WHEN 'android' THEN a.fcm
-                               ELSE a.webpush END AS credentials,
+               c.updated_at AS credentials_version, c.credentials,
                r.ids, r.tokens, r.p256dh, r.auth
         FROM b
         JOIN messages m ON m.id = b.message_id
-        JOIN apps a ON a.id = b.app_id
+        LEFT JOIN app_credentials c ON c.app_id = b.app_id AND c.platform = b.platform
         CROSS JOIN LATERAL (
             SELECT coalesce(array_agg(i.id ORDER BY i.id), '{}') AS ids,
                    coalesce(array_agg(i.token ORDER BY i.id), '{}') AS tokens,

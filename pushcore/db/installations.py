@@ -109,11 +109,13 @@ async def get(pool: Pool, scope: Scope) -> Record | None:
 @dataclass(frozen=True, slots=True)
 class TokenChange:
     """A new push token for an installation whose platform the caller does not know yet:
-    the token as it must be stored for each platform it is valid for (None: not valid)."""
+    ``tokens`` maps each platform the token is valid for to its stored form (a platform
+    left out: not valid there); ``p256dh`` and ``auth`` come with a Web Push
+    subscription."""
 
-    ios: str | None = None
-    android: str | None = None
-    web: tuple[str, str, str] | None = None  # endpoint, p256dh, auth
+    tokens: dict[str, str]
+    p256dh: str | None = None
+    auth: str | None = None
 
 
 async def patch(
@@ -131,27 +133,28 @@ async def patch(
     matched (unknown installation, wrong secret or a token of the wrong platform: the
     caller tells them apart with :func:`diagnose`)."""
     where, args = scope.where(1)
-    web = token.web if token else None
     args += [
         token is not None,
-        token.ios if token else None,
-        token.android if token else None,
-        web[0] if web else None,
-        web[1] if web else None,
-        web[2] if web else None,
+        list(token.tokens) if token else None,
+        list(token.tokens.values()) if token else None,
+        token.p256dh if token else None,
+        token.auth if token else None,
         device,
         push_enabled,
         tags,
     ]
-    new_token = "CASE i.platform WHEN 'ios' THEN $4 WHEN 'android' THEN $5 ELSE $6 END"
+    # the candidate of the installation's own platform (NULL: the token does not fit it)
+    new_token = "(SELECT t.token FROM unnest($4::text[], $5::text[]) t(platform, token) "
+    new_token += "WHERE t.platform = i.platform)"
     new = {
         "token": f"CASE WHEN $3 THEN {new_token} ELSE i.token END",
-        "p256dh": "CASE WHEN $3 AND i.platform = 'web' THEN $7 ELSE i.p256dh END",
-        "auth": "CASE WHEN $3 AND i.platform = 'web' THEN $8 ELSE i.auth END",
-        "device": "CASE WHEN $9::jsonb IS NULL THEN i.device "
-        "ELSE jsonb_strip_nulls(i.device || $9::jsonb) END",
-        "push_enabled": "coalesce($10, i.push_enabled)",
-        "tags": "coalesce($11::text[], i.tags)",
+        # a push token change clears nothing: those platforms have no keys
+        "p256dh": "CASE WHEN $3 AND $6::text IS NOT NULL THEN $6 ELSE i.p256dh END",
+        "auth": "CASE WHEN $3 AND $7::text IS NOT NULL THEN $7 ELSE i.auth END",
+        "device": "CASE WHEN $8::jsonb IS NULL THEN i.device "
+        "ELSE jsonb_strip_nulls(i.device || $8::jsonb) END",
+        "push_enabled": "coalesce($9, i.push_enabled)",
+        "tags": "coalesce($10::text[], i.tags)",
     }
     sets = ",\n".join(f"{col} = {expr}" for col, expr in new.items())
     old_row = ", ".join(f"i.{col}" for col in new)

@@ -141,3 +141,13 @@ async def cancel(pool: Pool, app_id: int, public_id: uuid.UUID) -> Record | None
         public_id,
     )
     return row
+
+
+async def status_counts(pool: Pool, *, days: int) -> dict[str, int]:
+    """Messages created in the last ``days`` days, by status."""
+    rows = await pool.fetch(
+        "SELECT status, count(*) AS n FROM messages "
+        "WHERE created_at > now() - make_interval(days => $1) GROUP BY status",
+        days,
+    )
+    return {r["status"]: int(r["n"]) for r in rows}

@@ -58,3 +58,8 @@ async def create_pool(settings: Settings, *, max_size: int | None = None) -> Poo
     except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
         raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
     return pool
+
+
+async def ping(pool: Pool) -> None:
+    """One round trip to the database (readiness checks); raises what asyncpg raises."""
+    await pool.fetchval("SELECT 1")

@@ -12,6 +12,13 @@ REAPER_LOCK = 0x70757368  # "push"
 DUE_SHARE = 0.9
 
 
+async def try_lock(conn: Connection) -> bool:
+    """Take the reaper lock for the rest of ``conn``'s transaction, if nobody holds it.
+    Transaction-scoped: it ends with the transaction even when the pass is cancelled
+    midway (pooled connections are not reset on release)."""
+    return bool(await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", REAPER_LOCK))
+
+
 async def claim_pass(conn: Connection, name: str, every_seconds: float) -> bool:
     """Whether pass ``name`` is due cluster-wide, marking it run now if so.  Call it in the
     transaction that holds the reaper lock: the check and the mark are then atomic, so N

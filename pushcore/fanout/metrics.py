@@ -13,7 +13,10 @@ from collections.abc import Awaitable, Callable, Mapping
 import msgspec
 from prometheus_client import Counter, Gauge, Histogram
 
+from pushcore.db import apps as app_queries
+from pushcore.db import messages as message_queries
 from pushcore.db.pool import Pool
+from pushcore.providers import registry
 from pushcore.providers.credentials import ApnsCredentials
 from pushcore.providers.errors import ProviderError
 
@@ -38,6 +41,22 @@ BATCH_SECONDS = Histogram(
     ["platform"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
 )
+
+
+OUTCOMES = ("delivered", "invalid", "failed")
+
+
+def declare_platforms() -> None:
+    """Create every platform's series at zero (Prometheus' advice for known label values:
+    a rate over a series that appears only with its first event misses that event, and a
+    dashboard shows "no data" instead of 0 for a platform that has sent nothing yet)."""
+    for spec in registry.PLATFORMS:
+        label = spec.metrics_label
+        for outcome in OUTCOMES:
+            NOTIFICATIONS.labels(label, outcome)
+        DELETED.labels(label)
+        SENDER_ERRORS.labels(label)
+        BATCH_SECONDS.labels(label)
 
 
 def record(platform: str, delivered: int, deleted: int, failed: Mapping[str, int]) -> None:
@@ -80,20 +99,17 @@ async def sample(pool: Pool, depths: Callable[[], Awaitable[dict[str, int]]] | N
     if depths is not None:
         for queue, depth in (await depths()).items():
             QUEUE_DEPTH.labels(queue).set(depth)
-    rows = await pool.fetch(
-        "SELECT status, count(*) AS n FROM messages "
-        "WHERE created_at > now() - interval '7 days' GROUP BY status"
-    )
-    counts = {r["status"]: r["n"] for r in rows}
+    counts = await message_queries.status_counts(pool, days=7)
     for status in STATUSES:
         MESSAGES.labels(status).set(counts.get(status, 0))
-    certs = await pool.fetch(
-        "SELECT code, apns FROM apps WHERE apns ? 'certificate' AND apns->>'certificate' <> ''"
-    )
+    # only APNs certificate auth expires (token keys, FCM and VAPID keys do not)
+    apns = registry.BY_KEY["apns"]
     now = time.time()
-    for row in certs:
+    for row in await app_queries.credentials_of(pool, apns.name):
+        if not row["credentials"].get("certificate"):
+            continue
         try:
-            expires = msgspec.convert(row["apns"], ApnsCredentials).expires_at()
+            expires = msgspec.convert(row["credentials"], ApnsCredentials).expires_at()
         except (msgspec.ValidationError, ProviderError):
             continue
         if expires is not None:

@@ -19,8 +19,8 @@ from pushcore.config import Settings
 from pushcore.db import planning as queries
 from pushcore.db.pool import Pool
 from pushcore.fanout.queue import BatchJob, Enqueuer
-from pushcore.fanout.request import PLATFORMS
 from pushcore.fanout.targets import Target, TargetKind
+from pushcore.providers import registry
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ async def plan(pool: Pool, settings: Settings, enqueuer: Enqueuer, message_id: i
     request = claimed["request"]
     target = msgspec.convert(request["target"], Target)
     kind = target.kind()
-    platforms: list[str] = [p for p in PLATFORMS if p in claimed["platforms"]]
+    platforms: list[str] = [p for p in registry.NAMES if p in claimed["platforms"]]
     common: dict[str, Any] = {
         "message_id": message_id,
         "claim": claimed["plan_claims"],

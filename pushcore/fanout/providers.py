@@ -1,8 +1,8 @@
 """Provider instances for an app's stored credentials, configured from the settings.
 
 The API builds them to check payload sizes before anything is queued; workers keep them in
-a small per-process cache keyed by the app's ``updated_at`` (a credentials change makes a
-new provider: a new JWT signer, a new FCM token).
+a small per-process cache keyed by the credentials' ``updated_at`` (a credentials change
+makes a new provider: a new JWT signer, a new FCM token).
 """
 
 from __future__ import annotations
@@ -11,40 +11,18 @@ import datetime as dt
 from collections import OrderedDict
 from typing import Any
 
-import msgspec
-
 from pushcore.config import Settings
-from pushcore.providers.apns import ApnsProvider
+from pushcore.providers import registry
 from pushcore.providers.base import Provider
-from pushcore.providers.credentials import ApnsCredentials, FcmCredentials, WebPushCredentials
-from pushcore.providers.fcm import FcmProvider
-from pushcore.providers.webpush import WebPushProvider
-
-# which column of apps holds the credentials of a platform
-CREDENTIALS_COLUMN = {"ios": "apns", "android": "fcm", "web": "webpush"}
-QUEUE = {"ios": "pushcore.apns", "android": "pushcore.fcm", "web": "pushcore.webpush"}
 
 
 def make_provider(platform: str, stored: Any, settings: Settings) -> Provider[Any]:
     """The provider for ``platform`` from the app's stored credentials JSON."""
-    if platform == "ios":
-        apns = msgspec.convert(stored, ApnsCredentials)
-        origin = (
-            settings.apns_origin
-            if apns.environment == "production"
-            else settings.apns_sandbox_origin
-        )
-        return ApnsProvider(apns, origin=origin)
-    if platform == "android":
-        return FcmProvider(msgspec.convert(stored, FcmCredentials), base_url=settings.fcm_origin)
-    return WebPushProvider(
-        msgspec.convert(stored, WebPushCredentials),
-        allow_loopback=settings.webpush_allow_loopback,
-    )
+    return registry.spec(platform).make_provider(stored, settings)
 
 
 class ProviderCache:
-    """(app id, platform, app version) → provider; bounded LRU, per process."""
+    """(app id, platform, credentials version) → provider; bounded LRU, per process."""
 
     def __init__(self, settings: Settings, size: int = 256) -> None:
         self._settings = settings

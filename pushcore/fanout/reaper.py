@@ -73,13 +73,8 @@ async def run(
     samples the gauges: queue depths, messages by status, certificate expiries)."""
     while True:
         try:
-            # A transaction-scoped lock: it ends with the transaction even if this task is
-            # cancelled mid-pass (pooled connections are not reset on release).
             async with pool.acquire() as conn, conn.transaction():
-                locked = await conn.fetchval(
-                    "SELECT pg_try_advisory_xact_lock($1)", reaping.REAPER_LOCK
-                )
-                if locked:
+                if await reaping.try_lock(conn):
                     await _due_passes(conn, pool, settings, enqueuer, depths)
         except (
             OSError,

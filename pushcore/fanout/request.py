@@ -1,37 +1,36 @@
-"""The send request as the API accepts it, and the notification it resolves to.  Pure."""
+"""The send request as the API accepts it, and the notification it resolves to.  Pure.
+
+:data:`SendRequest` is :class:`SendRequestBase` plus one top-level override block per
+provider of the platform registry (``apns``, ``fcm``, ``webpush``), which wins over the
+same block inside ``notification``.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
 from pushcore.fanout.targets import Target
-from pushcore.providers.notification import (
-    ApnsOverrides,
-    CollapseKey,
-    FcmOverrides,
-    Notification,
-    Ttl,
-    WebPushOverrides,
-)
+from pushcore.providers import registry
+from pushcore.providers.notification import CollapseKey, Content, Ttl
+from pushcore.providers.registry import Platform
 
-Platform = Literal["ios", "android", "web"]
-PLATFORMS: tuple[Platform, ...] = ("ios", "android", "web")
+# fields of the request that override the same field of ``notification`` when given
+_OVERRIDING = ("ttl_seconds", "priority", "collapse_key", *registry.KEYS)
 
 
-class SendRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
-    """``POST /v1/apps/{app_code}/messages``.  The top-level ``apns``/``fcm``/``webpush``,
+class SendRequestBase(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """``POST /v1/apps/{app_code}/messages``.  The top-level provider blocks,
     ``ttl_seconds``, ``priority`` and ``collapse_key`` override the same fields of
     ``notification``."""
 
     target: Target
-    notification: Notification
-    apns: ApnsOverrides | None = None
-    fcm: FcmOverrides | None = None
-    webpush: WebPushOverrides | None = None
-    platforms: Annotated[list[Platform], msgspec.Meta(min_length=1, max_length=3)] | None = None
+    notification: Content
+    platforms: (
+        Annotated[list[Platform], msgspec.Meta(min_length=1, max_length=len(registry.NAMES))] | None
+    ) = None
     primary_only: bool = False
     ttl_seconds: Ttl | None = None
     priority: Literal["high", "normal"] | None = None
@@ -39,14 +38,32 @@ class SendRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_on
     send_at: Annotated[dt.datetime, msgspec.Meta(tz=True)] | None = None
     idempotency_key: Annotated[str, msgspec.Meta(min_length=1, max_length=128)] | None = None
 
-    def effective_notification(self) -> Notification:
+    def effective_notification(self) -> Content:
         n = self.notification
-        changes = {
-            name: getattr(self, name)
-            for name in ("apns", "fcm", "webpush", "ttl_seconds", "priority", "collapse_key")
-            if getattr(self, name) is not None
+        changes: dict[str, Any] = {
+            name: getattr(self, name) for name in _OVERRIDING if getattr(self, name) is not None
         }
         return msgspec.structs.replace(n, **changes) if changes else n
 
     def ttl(self) -> int | None:
         return self.effective_notification().ttl_seconds
+
+
+def _send_request_type() -> type[SendRequestBase]:
+    made = msgspec.defstruct(
+        "SendRequest",
+        [
+            ("notification", registry.Notification),
+            *registry.per_provider_fields(lambda s: (s.overrides | None, None)),
+        ],
+        bases=(SendRequestBase,),
+        module=__name__,
+        frozen=True,
+        forbid_unknown_fields=True,
+        kw_only=True,
+    )
+    made.__doc__ = SendRequestBase.__doc__
+    return made  # type: ignore[return-value]  # defstruct types its result as Struct
+
+
+SendRequest: type[SendRequestBase] = _send_request_type()

@@ -23,13 +23,14 @@ from pushcore.db import batches as queries
 from pushcore.db.pool import Pool, Record
 from pushcore.fanout import metrics
 from pushcore.fanout.backoff import retry_delay
+from pushcore.fanout.delivery import deliver
 from pushcore.fanout.providers import ProviderCache
 from pushcore.fanout.queue import BatchJob, Enqueuer
+from pushcore.providers import registry
 from pushcore.providers.base import Outcome, Provider, Registration, Result
 from pushcore.providers.errors import AuthError, ProviderError
-from pushcore.providers.notification import Notification
+from pushcore.providers.registry import Notification
 from pushcore.transport.base import Transport
-from pushcore.transport.delivery import deliver
 
 log = logging.getLogger(__name__)
 
@@ -111,11 +112,12 @@ async def send_batch(ctx: SendContext, batch_id: int) -> str | None:
         retry_delay=delay,
         sender_error=tally.sender_error,
     )
-    metrics.BATCH_SECONDS.labels(platform).observe(time.monotonic() - started)
+    label = registry.spec(platform).metrics_label
+    metrics.BATCH_SECONDS.labels(label).observe(time.monotonic() - started)
     if done is None:
         log.warning("batch %d: lease lost before the results were written", batch_id)
         return None
-    metrics.record(platform, tally.delivered, int(done["deleted"]), tally.reasons)
+    metrics.record(label, tally.delivered, int(done["deleted"]), tally.reasons)
     if done["retry_id"] is not None:
         await ctx.enqueuer.batches([BatchJob(done["retry_id"], done["retry_platform"], delay)])
     return str(done["status"])
@@ -139,7 +141,7 @@ async def _deliver(ctx: SendContext, row: Record, tally: Tally) -> None:
     tokens: list[str] = row["tokens"]
     try:
         provider = ctx.providers.get(
-            row["app_id"], platform, row["app_version"], row["credentials"]
+            row["app_id"], platform, row["credentials_version"], row["credentials"]
         )
         rendered = _rendered(ctx, row, provider)
     except (ProviderError, msgspec.ValidationError) as exc:

@@ -13,20 +13,21 @@ from pushcore.config import Settings
 from pushcore.db import messages as queries
 from pushcore.db.pool import Pool, Record
 from pushcore.fanout.errors import InvalidSend
-from pushcore.fanout.providers import CREDENTIALS_COLUMN, make_provider
-from pushcore.fanout.request import PLATFORMS, SendRequest
+from pushcore.fanout.request import SendRequestBase
+from pushcore.providers import registry
 from pushcore.providers.errors import CredentialsError, InvalidNotification, PayloadTooLarge
 
 EnqueuePlan = Callable[[int], Awaitable[None]]
 
 
-def check(request: SendRequest, app: Record, settings: Settings) -> list[str]:
+def check(request: SendRequestBase, app: Record, settings: Settings) -> list[str]:
     """The platforms this message goes to; :class:`InvalidSend` when it cannot be sent."""
     try:
         request.target.kind()
     except ValueError as exc:
         raise InvalidSend("target", str(exc)) from None
-    configured: list[str] = [p for p in PLATFORMS if app[CREDENTIALS_COLUMN[p]] is not None]
+    stored: dict[str, Any] = app["credentials"]
+    configured: list[str] = [p for p in registry.NAMES if p in stored]
     if request.platforms is not None:
         wanted: list[str] = list(dict.fromkeys(request.platforms))
         missing = [p for p in wanted if p not in configured]
@@ -38,21 +39,20 @@ def check(request: SendRequest, app: Record, settings: Settings) -> list[str]:
         raise InvalidSend("platforms", "the app has no provider credentials configured")
     notification = request.effective_notification()
     for platform in wanted:
+        spec = registry.spec(platform)
         try:
-            make_provider(platform, app[CREDENTIALS_COLUMN[platform]], settings).render(
-                notification
-            )
+            spec.make_provider(stored[platform], settings).render(notification)
         except PayloadTooLarge as exc:
             raise InvalidSend("notification", str(exc)) from None
         except InvalidNotification as exc:
             raise InvalidSend("notification", str(exc)) from None
         except CredentialsError as exc:  # stored credentials no longer load
-            raise InvalidSend(CREDENTIALS_COLUMN[platform], str(exc)) from None
+            raise InvalidSend(spec.key, str(exc)) from None
     return wanted
 
 
 async def submit(
-    pool: Pool, settings: Settings, app: Record, request: SendRequest, enqueue_plan: EnqueuePlan
+    pool: Pool, settings: Settings, app: Record, request: SendRequestBase, enqueue_plan: EnqueuePlan
 ) -> tuple[Record, bool]:
     """Check, store and enqueue the plan job; return (message row, created)."""
     platforms = check(request, app, settings)

@@ -8,12 +8,9 @@ from typing import Annotated, Literal
 
 import msgspec
 
-MAX_TARGET_LIST = 100_000
+from pushcore.fields import Email, ExternalId, Msisdn, Tag
 
-Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
-ExternalId = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
-Email = Annotated[str, msgspec.Meta(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")]
-Msisdn = Annotated[str, msgspec.Meta(pattern=r"^\+[1-9][0-9]{6,14}$")]
+MAX_TARGET_LIST = 100_000
 
 
 class TargetKind(enum.Enum):

@@ -13,6 +13,7 @@ Apple's "Handling notification responses from APNs".
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Self
@@ -22,6 +23,7 @@ import jwt
 import msgspec
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from pushcore.config import Settings
 from pushcore.providers.base import (
     Outcome,
     Registration,
@@ -33,7 +35,7 @@ from pushcore.providers.base import (
 )
 from pushcore.providers.credentials import ApnsCredentials
 from pushcore.providers.errors import InvalidNotification, PayloadTooLarge
-from pushcore.providers.notification import ApnsOverrides, Notification, compact, deep_merge
+from pushcore.providers.notification import ApnsOverrides, Content, compact, deep_merge
 from pushcore.transport.base import Request, Response
 
 PRODUCTION_ORIGIN = "https://api.push.apple.com"
@@ -100,6 +102,14 @@ STATUSES: dict[int, Outcome] = {
 }
 
 _DELIVERED = Result(Outcome.DELIVERED, "ok", status=200)
+
+_TOKEN = re.compile(r"(?:[0-9a-fA-F]{2}){32,100}")
+
+
+def normalize_token(token: str) -> str | None:
+    """The stored form of an APNs device token (even-length hex of 64-200 characters,
+    lower-cased), or None when ``token`` is not one."""
+    return token.lower() if _TOKEN.fullmatch(token) else None
 
 
 class ApnsTokenSigner:
@@ -181,9 +191,16 @@ class ApnsProvider:
             signer = ApnsTokenSigner.from_credentials(credentials)
         self.signer = signer
 
-    def render(self, notification: Notification) -> ApnsRendered:
+    @classmethod
+    def configured(cls, credentials: ApnsCredentials, settings: Settings) -> Self:
+        """The provider at the origin the settings give for the credentials' environment."""
+        production = credentials.environment == "production"
+        origin = settings.apns_origin if production else settings.apns_sandbox_origin
+        return cls(credentials, origin=origin)
+
+    def render(self, notification: Content) -> ApnsRendered:
         n = notification
-        o = n.apns or ApnsOverrides()
+        o: ApnsOverrides = getattr(n, self.name, None) or ApnsOverrides()
         push_type = o.push_type or (
             "alert" if n.visible or n.badge is not None or n.sound else "background"
         )

@@ -1,7 +1,8 @@
 """The contract every provider (APNs, FCM, Web Push) fulfils, and what it returns.
 
-A provider is pure: it renders a :class:`~pushcore.providers.notification.Notification`
-once per message, builds one :class:`~pushcore.transport.base.Request` per registration,
+A provider is pure: it renders a notification (the common
+:class:`~pushcore.providers.notification.Content` and its own override block) once per
+message, builds one :class:`~pushcore.transport.base.Request` per registration,
 and classifies each :class:`~pushcore.transport.base.Response` into a :class:`Result`.  The
 caller moves the bytes.  Time comes in as ``now``: Unix seconds (``time.time()``), never a
 monotonic clock, because it ends up in JWT ``iat``/``exp`` claims and expiry headers.
@@ -35,7 +36,7 @@ from typing import Any, Literal, Protocol, TypeVar
 
 import msgspec
 
-from pushcore.providers.notification import Notification
+from pushcore.providers.notification import Content
 from pushcore.transport.base import Request, Response
 
 Platform = Literal["ios", "android", "web"]
@@ -89,7 +90,7 @@ class Provider(Protocol[RenderedT]):
 
     name: str
 
-    def render(self, notification: Notification) -> RenderedT:
+    def render(self, notification: Content) -> RenderedT:
         """Encode the notification once per message.  Raises ``PayloadTooLarge`` or
         ``InvalidNotification``; nothing has been sent then."""
         ...

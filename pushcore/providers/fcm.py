@@ -21,10 +21,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import msgspec
 
+from pushcore.config import Settings
 from pushcore.providers.base import (
     Outcome,
     Registration,
@@ -36,7 +37,7 @@ from pushcore.providers.base import (
 from pushcore.providers.credentials import FcmCredentials
 from pushcore.providers.errors import AuthError, InvalidNotification, PayloadTooLarge
 from pushcore.providers.fcm_auth import AccessTokenCache, parse_token_response, token_request
-from pushcore.providers.notification import FcmOverrides, Notification, compact, deep_merge
+from pushcore.providers.notification import Content, FcmOverrides, compact, deep_merge
 from pushcore.transport.base import Request, Response
 
 BASE_URL = "https://fcm.googleapis.com"
@@ -96,6 +97,62 @@ class FcmRendered:
     apns_ttl: int | None  # becomes apns.headers.apns-expiration at build time
 
 
+_TOKEN = re.compile(r"[\x21-\x7e]{1,4096}")
+
+
+def normalize_token(token: str) -> str | None:
+    """An FCM registration token as stored (printable ASCII without spaces, up to 4096
+    characters: FCM documents no stricter form), or None when ``token`` is not one."""
+    return token if _TOKEN.fullmatch(token) else None
+
+
+def _android_config(n: Content) -> dict[str, Any]:
+    """The generated ``AndroidConfig`` block."""
+    shown = compact({"sound": n.sound, "click_action": n.category, "notification_count": n.badge})
+    return compact(
+        {
+            "priority": "HIGH" if n.priority == "high" else "NORMAL",
+            "ttl": f"{n.ttl_seconds}s" if n.ttl_seconds is not None else None,
+            "collapse_key": n.collapse_key,
+            "notification": shown or None,
+        }
+    )
+
+
+def _apns_config(n: Content) -> dict[str, Any]:
+    """The generated ``ApnsConfig`` block (FCM relays it to APNs for iOS apps)."""
+    aps = compact(
+        {
+            "badge": n.badge,
+            "sound": n.sound,
+            "category": n.category,
+            "thread-id": n.thread_id,
+            "mutable-content": 1 if n.image else None,
+            "content-available": None if n.visible else 1,
+        }
+    )
+    headers = compact(
+        {
+            "apns-priority": "10" if n.priority == "high" and n.visible else "5",
+            "apns-collapse-id": n.collapse_key,
+        }
+    )
+    return compact({"headers": headers, "payload": {"aps": aps} if aps else None})
+
+
+def _webpush_config(n: Content) -> dict[str, Any]:
+    """The generated ``WebpushConfig`` block."""
+    headers = compact(
+        {
+            "TTL": str(n.ttl_seconds) if n.ttl_seconds is not None else None,
+            "Urgency": "high" if n.priority == "high" else "normal",
+        }
+    )
+    # FCM accepts only https links here
+    link = {"link": n.url} if n.url and n.url.startswith("https://") else None
+    return compact({"headers": headers, "fcm_options": link})
+
+
 class FcmProvider:
     """FCM for one app (one Firebase project).  ``base_url`` may point at the simulator."""
 
@@ -113,71 +170,26 @@ class FcmProvider:
         self.url = f"{base_url.rstrip('/')}/v1/projects/{project}/messages:send"
         self.cache = cache if cache is not None else AccessTokenCache()
 
-    def render(self, notification: Notification) -> FcmRendered:
+    @classmethod
+    def configured(cls, credentials: FcmCredentials, settings: Settings) -> Self:
+        return cls(credentials, base_url=settings.fcm_origin)
+
+    def render(self, notification: Content) -> FcmRendered:
         n = notification
-        o = n.fcm or FcmOverrides()
+        o: FcmOverrides = getattr(n, self.name, None) or FcmOverrides()
         for key in n.data:
             if key in RESERVED_DATA_KEYS or key.startswith(RESERVED_DATA_PREFIXES):
                 raise InvalidNotification(self.name, f"data key {key!r} is reserved by FCM")
-        high = n.priority == "high"
         message: dict[str, Any] = {}
         shown = compact({"title": n.title, "body": n.body, "image": n.image})
         if shown:
             message["notification"] = shown
         if n.data:
             message["data"] = dict(n.data)
-        android = compact(
-            {
-                "priority": "HIGH" if high else "NORMAL",
-                "ttl": f"{n.ttl_seconds}s" if n.ttl_seconds is not None else None,
-                "collapse_key": n.collapse_key,
-                "notification": compact(
-                    {
-                        "sound": n.sound,
-                        "click_action": n.category,
-                        "notification_count": n.badge,
-                    }
-                )
-                or None,
-            }
-        )
-        aps = compact(
-            {
-                "badge": n.badge,
-                "sound": n.sound,
-                "category": n.category,
-                "thread-id": n.thread_id,
-                "mutable-content": 1 if n.image else None,
-                "content-available": None if n.visible else 1,
-            }
-        )
-        apns = compact(
-            {
-                "headers": compact(
-                    {
-                        "apns-priority": "10" if high and n.visible else "5",
-                        "apns-collapse-id": n.collapse_key,
-                    }
-                ),
-                "payload": {"aps": aps} if aps else None,
-            }
-        )
-        webpush = compact(
-            {
-                "headers": compact(
-                    {
-                        "TTL": str(n.ttl_seconds) if n.ttl_seconds is not None else None,
-                        "Urgency": "high" if high else "normal",
-                    }
-                ),
-                # FCM accepts only https links here
-                "fcm_options": {"link": n.url} if n.url and n.url.startswith("https://") else None,
-            }
-        )
         for block, generated, override in (
-            ("android", android, o.android),
-            ("apns", apns, o.apns),
-            ("webpush", webpush, o.webpush),
+            ("android", _android_config(n), o.android),
+            ("apns", _apns_config(n), o.apns),
+            ("webpush", _webpush_config(n), o.webpush),
         ):
             merged = deep_merge(generated, override)
             if merged:

@@ -1,8 +1,10 @@
 """The one notification model every provider renders from.
 
-A send request names a :class:`Notification`; each provider turns it into its own wire form
-once per message (``Provider.render``).  The common fields cover what the three platforms
-share; the ``apns`` / ``fcm`` / ``webpush`` blocks reach what only one platform has.
+A send request names a notification; each provider turns it into its own wire form once per
+message (``Provider.render``).  :class:`Content` holds the fields every platform shares; the
+notification type of the API adds one override block per provider (``ApnsOverrides`` and
+the others below), built from the platform registry
+(:data:`pushcore.providers.registry.Notification`).
 
 Limits are checked here when they are the same everywhere (``collapse_key`` fits APNs'
 64-byte ``apns-collapse-id`` and is printable ASCII so that it can go into a header;
@@ -76,7 +78,7 @@ class WebPushOverrides(msgspec.Struct, frozen=True, forbid_unknown_fields=True, 
     payload: dict[str, Any] | None = None
 
 
-class Notification(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+class Content(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """What to show (or hand silently to the app when there is no title/body), and how.
 
     ``priority`` ``high`` means deliver now (APNs 10, FCM HIGH, Web Push ``high``);
@@ -96,9 +98,6 @@ class Notification(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     priority: Literal["high", "normal"] = "high"
     ttl_seconds: Ttl | None = None
     collapse_key: CollapseKey | None = None
-    apns: ApnsOverrides | None = None
-    fcm: FcmOverrides | None = None
-    webpush: WebPushOverrides | None = None
 
     @property
     def visible(self) -> bool:

@@ -23,9 +23,11 @@ import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Self
 
 import msgspec
 
+from pushcore.config import Settings
 from pushcore.providers.base import (
     Outcome,
     Registration,
@@ -37,7 +39,7 @@ from pushcore.providers.credentials import WebPushCredentials, b64url_decode
 from pushcore.providers.errors import PayloadTooLarge
 from pushcore.providers.notification import (
     MAX_TTL_SECONDS,
-    Notification,
+    Content,
     WebPushOverrides,
     compact,
 )
@@ -107,9 +109,13 @@ class WebPushProvider:
         self.key_source = key_source
         self.allow_loopback = allow_loopback
 
-    def render(self, notification: Notification) -> WebPushRendered:
+    @classmethod
+    def configured(cls, credentials: WebPushCredentials, settings: Settings) -> Self:
+        return cls(credentials, allow_loopback=settings.webpush_allow_loopback)
+
+    def render(self, notification: Content) -> WebPushRendered:
         n = notification
-        o = n.webpush or WebPushOverrides()
+        o: WebPushOverrides = getattr(n, self.name, None) or WebPushOverrides()
         if o.payload is not None:
             payload = o.payload
         else:

@@ -14,7 +14,8 @@ misuse.
 Engine: :class:`~pushcore.transport.curl.CurlTransport`, libcurl's multi interface with
 nghttp2 (the pycurl wheel bundles both) driven by the running asyncio loop through
 ``socket_action`` -- no thread, no blocking call.  It was chosen on measurement (see
-``/work/shared/DESIGN.md`` and ``benchmarks/transport_ceiling.py``): HTTP/2 framing, HPACK,
+``benchmarks/transport.py``, ``benchmarks/transport_ceiling.py`` and the README's
+Performance section): HTTP/2 framing, HPACK,
 TLS and flow control run in C, so the client costs ~5x less CPU per request than the best
 pure-Python HTTP/2 stack and ~50x less than httpx; libcurl also handles what hand-written
 clients get wrong (returning flow-control windows, RST_STREAM, GOAWAY, several connections
@@ -23,5 +24,6 @@ that means for duplicates, is written down in :mod:`pushcore.transport.curl`.
 
 One transport per process, created on the loop that uses it (for Dramatiq workers: the
 AsyncIO middleware's loop, in ``after_worker_boot``).  Tests run it against real HTTP/2 +
-TLS servers (``tests/transport/h2server.py``), not a mock.
+TLS servers (the simulators' HTTP/2 fault server), not a mock.  Nothing here knows the
+providers: :mod:`pushcore.fanout.delivery` composes a provider with a transport.
 """

@@ -25,8 +25,8 @@ aioapns 4.0 defects:
   connection gives ``CONNECTION_LOST`` (RETRY), so a processed request may be sent twice.
 * One JWT per connection: reconnects mint new tokens, and APNs answers 429
   TooManyProviderTokenUpdates to a key whose token changes more often than every 20 min.
-  Handled: connections share one :class:`ApnsTokenSigner` (pass the provider's as
-  ``signer`` for one per process), invalidated on 403 Expired/InvalidProviderToken.  The
+  Handled: connections share one :class:`TokenSigner` handed in by the caller (the APNs
+  provider's, so one per process), invalidated on 403 Expired/InvalidProviderToken.  The
   requests' ``authorization`` header is ignored: aioapns writes its own.
 * What still hangs (no answer; an exhausted outbound window: aioapns never waits for
   WINDOW_UPDATE) is cut by the batch deadline: every await is under ``asyncio.timeout_at``
@@ -48,7 +48,7 @@ import time
 from collections.abc import Callable, Sequence
 from functools import partial
 from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any, Protocol, cast
 from urllib.parse import urlsplit
 
 import msgspec
@@ -61,13 +61,19 @@ from h2 import events as ev
 from h2.errors import ErrorCodes
 from h2.exceptions import NoAvailableStreamIDError, ProtocolError
 
-from pushcore.providers.apns import ApnsTokenSigner
-from pushcore.providers.credentials import ApnsCredentials
 from pushcore.transport.base import Failure, Request, Response
 
 MAX_ERROR_BODY = 4096  # APNs error bodies are ~50 bytes; more is not kept
 CLOSE_TIMEOUT = 5.0
 _AUTH_REASONS = frozenset({"ExpiredProviderToken", "InvalidProviderToken"})
+
+
+class TokenSigner(Protocol):
+    """Mints the APNs provider token (the APNs provider's ``ApnsTokenSigner``)."""
+
+    def token(self, now: float) -> str: ...
+
+    def invalidate(self, now: float) -> None: ...
 
 
 class _StreamFailed(Exception):
@@ -232,7 +238,7 @@ class _Pool(APNsBaseConnectionPool, AuthHeader):
     the ``authorization`` header of all its connections: one shared signer."""
 
     def __init__(self, transport: AioapnsTransport, ctx: ssl.SSLContext) -> None:
-        super().__init__(topic=transport.credentials.topic, max_connections=transport.connections)
+        super().__init__(topic=transport.topic, max_connections=transport.connections)
         self.ssl_context, self.to = ctx, transport
         self.every: set[_Protocol] = set()  # open connections, also draining ones
 
@@ -256,23 +262,23 @@ class AioapnsTransport:
 
     def __init__(
         self,
-        credentials: ApnsCredentials,
         *,
+        topic: str,
+        signer: TokenSigner,
         origin: str,
         ca_file: str | None,
         connections: int,
         max_in_flight: int,
-        signer: ApnsTokenSigner | None = None,
     ) -> None:
         parts = urlsplit(origin.rstrip("/"))
         if parts.scheme != "https" or not parts.hostname or parts.path:
             raise ValueError(f"origin must be https://host[:port], got {origin!r}")
         if min(connections, max_in_flight) < 1:
             raise ValueError("connections and max_in_flight must be >= 1")
-        self.credentials, self.ca_file, self.connections = credentials, ca_file, connections
+        self.topic, self.ca_file, self.connections = topic, ca_file, connections
         self.origin = f"https://{parts.netloc}"
         self.host, self.port, self.authority = parts.hostname, parts.port or 443, parts.netloc
-        self.signer = signer or ApnsTokenSigner.from_credentials(credentials)  # token auth only
+        self.signer = signer
         self._prefix = self.origin + "/3/device/"
         self._slots = asyncio.Semaphore(max_in_flight)
         self._pool: _Pool | None = None  # made on the running loop (aioapns binds it)

@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from pushcore.gateways.apns import ApnsOptions
 from pushcore.gateways.simulators import Simulators
+from pushcore.providers.apns import ApnsTokenSigner
 from pushcore.providers.credentials import ApnsCredentials
 from pushcore.transport.aioapns_backend import AioapnsTransport
 
@@ -54,7 +55,8 @@ async def make_transport(credentials: ApnsCredentials) -> AsyncIterator[Transpor
 
     def make(sims: Simulators) -> AioapnsTransport:
         transport = AioapnsTransport(
-            credentials,
+            topic=credentials.topic,
+            signer=ApnsTokenSigner.from_credentials(credentials),
             origin=sims.apns.origin,
             ca_file=str(sims.ca_file),
             connections=2,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from pushcore.fanout.delivery import deliver
 from pushcore.gateways.apns import ApnsOptions
 from pushcore.gateways.core import Faults, TransportFaults
 from pushcore.gateways.fates import Fate, apns_token
@@ -12,12 +13,12 @@ from pushcore.gateways.simulators import Simulators
 from pushcore.providers.apns import ApnsProvider
 from pushcore.providers.base import Outcome, Registration
 from pushcore.providers.credentials import ApnsCredentials
-from pushcore.providers.notification import ApnsOverrides, Notification
+from pushcore.providers.notification import ApnsOverrides
+from pushcore.providers.registry import notification
 from pushcore.transport.base import Failure, Request
-from pushcore.transport.delivery import deliver
 from tests.delivery.conftest import TransportFactory
 
-NOTE = Notification(title="Hello", body="from the aioapns backend")
+NOTE = notification(title="Hello", body="from the aioapns backend")
 EXPECTED = {Fate.LIVE: Outcome.DELIVERED, Fate.DEAD: Outcome.INVALID, Fate.INVALID: Outcome.INVALID}
 
 
@@ -197,7 +198,7 @@ async def test_headers_survive_the_conversion(
     """A push type aioapns' enum lacks, a priority, a collapse id and "now or never"
     expiration: the simulator refuses malformed ones (InvalidPushType, BadPriority...)."""
     overrides = ApnsOverrides(push_type="widgets", priority=5, collapse_id="c1", expiration=0)
-    note = Notification(title="t", ttl_seconds=0, apns=overrides)
+    note = notification(title="t", ttl_seconds=0, apns=overrides)
     async with Simulators.start(engine="h2", ca_dir=ca_dir, apns=apns_options) as sims:
         provider = ApnsProvider(credentials, origin=sims.apns.origin)
         regs = [Registration(installation_id=1, token=apns_token(1))]

@@ -1,6 +1,6 @@
 """The delivery layer end to end: real providers, real :class:`CurlTransport`, real simulators.
 
-No mocks: :func:`~pushcore.transport.delivery.deliver` builds the requests, libcurl sends
+No mocks: :func:`~pushcore.fanout.delivery.deliver` builds the requests, libcurl sends
 them over TLS + HTTP/2 to the in-process ``h2`` simulators (which can inject GOAWAY,
 RST_STREAM and throttling), and the outcomes are checked against the fates the token
 generators encode and against what the simulators counted per token.
@@ -24,6 +24,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from pushcore.fanout.delivery import deliver
 from pushcore.gateways import fates
 from pushcore.gateways.apns import ApnsOptions
 from pushcore.gateways.core import Counters, Faults, TransportFaults
@@ -37,10 +38,9 @@ from pushcore.providers.credentials import ApnsCredentials, FcmCredentials, WebP
 from pushcore.providers.errors import AuthError
 from pushcore.providers.fcm import FcmProvider
 from pushcore.providers.fcm_auth import AccessToken
-from pushcore.providers.notification import Notification
+from pushcore.providers.registry import notification
 from pushcore.providers.webpush import WebPushProvider
 from pushcore.transport.curl import CurlTransport
-from pushcore.transport.delivery import deliver
 
 TOPIC = "com.example.curl"
 TEAM_ID = "TEAMCURL01"
@@ -48,7 +48,7 @@ KEY_ID = "KEYCURL001"
 SA_KEY_ID = "curl-sa-key"
 PROJECT = "curl-project"
 TIMEOUT = 10.0
-NOTE = Notification(title="Hello", body="from the curl delivery tests", data={"k": "v"})
+NOTE = notification(title="Hello", body="from the curl delivery tests", data={"k": "v"})
 
 
 # -- keys and credentials ------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """What a deployment file's `pushcore worker ...` command really runs.
 
 `pushcore worker` parses its options, checks the settings and then execs
-`python -m dramatiq workers.actors ...`.  Here the real parser and handler run with
+`python -m dramatiq workers.boot:setup ...`.  Here the real parser and handler run with
 ``os.execv`` replaced, and the Dramatiq command line it would have exec'd is parsed with
 Dramatiq's own parser: so the tests see the worker shutdown timeout Dramatiq will use (its
 default unless `pushcore worker` passes one) and the processes, threads and queues it gets.
@@ -74,7 +74,7 @@ def dramatiq_run(
     with pytest.raises(_Exec) as caught:
         args.handler(args)
     argv = caught.value.argv
-    assert argv[1:4] == ["-m", "dramatiq", "workers.actors"], argv
+    assert argv[1:4] == ["-m", "dramatiq", "workers.boot:setup"], argv
     # Dramatiq's CLI module has no annotations: its parser is taken as a plain ArgumentParser
     make_parser: Callable[[], argparse.ArgumentParser] = importlib.import_module(
         "dramatiq.cli"

@@ -1,6 +1,6 @@
 """End-to-end fixtures: simulators, a real Dramatiq worker process, the API, a clean queue.
 
-The worker runs as ``python -m dramatiq workers.actors`` (what ``pushcore worker`` execs)
+The worker runs as ``python -m dramatiq workers.boot:setup`` (what ``pushcore worker`` execs)
 against the test database, a Redis database of its own, and the in-process simulators,
 whose CA it trusts through PUSHCORE_CA_FILE.
 """
@@ -27,8 +27,6 @@ from tests.conftest import ADMIN_TOKEN, CHECKOUT
 _BASE_REDIS = os.environ.get("PUSHCORE_REDIS_URL", "redis://127.0.0.1:6379/0")
 # a Redis database of the checkout's own (8 to 15), see tests/conftest.py
 REDIS_URL = urlunsplit(urlsplit(_BASE_REDIS)._replace(path=f"/{8 + int(CHECKOUT, 16) % 8}"))
-# The API in the test process enqueues through workers.actors, which reads the environment.
-os.environ["PUSHCORE_REDIS_URL"] = REDIS_URL
 
 from aiohttp import web  # noqa: E402
 from aiohttp.test_utils import TestClient, TestServer  # noqa: E402
@@ -88,7 +86,7 @@ class Worker:
         self.command = command or [
             "-m",
             "dramatiq",
-            "workers.actors",
+            "workers.boot:setup",
             "--processes",
             "1",
             "--threads",
@@ -178,7 +176,9 @@ def launch(database_url: str, tmp_path: Path, worker_factory: list[Worker]) -> L
 @pytest.fixture
 def fanout_settings(database_url: str) -> Settings:
     return load_settings(
-        environ={k: v for k, v in os.environ.items() if k in ("PUSHCORE_BROKER",)},
+        environ={
+            k: v for k, v in os.environ.items() if k in ("PUSHCORE_BROKER", "PUSHCORE_RABBITMQ_URL")
+        },
         database_url=database_url,
         admin_token=ADMIN_TOKEN,
         redis_url=REDIS_URL,

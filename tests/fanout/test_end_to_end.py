@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from pushcore.config import Settings
 from pushcore.gateways.simulators import Simulators
 from tests.fanout.conftest import Launch
 from tests.fanout.harness import Campaign, Device
@@ -307,12 +308,14 @@ async def test_client_and_direct_enqueue_send_like_the_api(
     api: Client,
     sims: Simulators,
     launch: Launch,
+    fanout_settings: Settings,
 ) -> None:
     """``pushcore.client`` over HTTP, and ``submit_message`` enqueued on Dramatiq directly."""
     import asyncio
 
     from pushcore.client import ClientError, PushcoreClient
-    from workers import actors
+    from workers.broker import close_broker, make_broker
+    from workers.enqueue import submit_message
 
     c = Campaign(api, sims)
     await c.create_app()
@@ -330,11 +333,14 @@ async def test_client_and_direct_enqueue_send_like_the_api(
         with pytest.raises(ClientError) as refused:
             await push.send({"all": True, "tags": ["x"]}, {"title": "Hi"})
         assert (refused.value.status, refused.value.field) == (422, "target")
+        broker = make_broker(fanout_settings)
         await asyncio.to_thread(
-            actors.submit_message.send,
+            submit_message,
+            broker,
             c.code,
             {"target": {"all": True}, "notification": {"title": "From the queue"}},
         )
+        await asyncio.to_thread(close_broker, broker)
         for _ in range(100):
             listed = await push.messages(limit=5)
             if len(listed) == 2 and listed[0]["status"] == "done":

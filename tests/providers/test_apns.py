@@ -21,7 +21,8 @@ from pushcore.providers.apns import (
 from pushcore.providers.base import Outcome, Registration
 from pushcore.providers.credentials import ApnsCredentials
 from pushcore.providers.errors import InvalidNotification, PayloadTooLarge
-from pushcore.providers.notification import ApnsOverrides, Notification
+from pushcore.providers.notification import ApnsOverrides, Content
+from pushcore.providers.registry import notification
 from pushcore.transport.base import Request, Response
 from tests.providers.conftest import NOW, pem
 
@@ -39,7 +40,7 @@ def error(status: int, reason: str | None, **headers: str) -> Response:
     return Response(status, headers=headers, body=body)
 
 
-def one(apns: ApnsProvider, notification: Notification, now: float = NOW) -> Request:
+def one(apns: ApnsProvider, notification: Content, now: float = NOW) -> Request:
     [request] = apns.build(apns.render(notification), REG, now)
     assert isinstance(request, Request)
     return request
@@ -117,10 +118,10 @@ def test_retry_after_is_honoured_only_for_retries(apns: ApnsProvider) -> None:
 # ---- payload limits ---------------------------------------------------------------------
 
 
-def sized(provider: ApnsProvider, size: int, **options: Any) -> Notification:
+def sized(provider: ApnsProvider, size: int, **options: Any) -> Content:
     """A notification whose APNs payload is exactly ``size`` bytes."""
-    base = len(provider.render(Notification(body="x", **options)).payload) - 1
-    return Notification(body="x" * (size - base), **options)
+    base = len(provider.render(notification(body="x", **options)).payload) - 1
+    return notification(body="x" * (size - base), **options)
 
 
 @pytest.mark.parametrize(
@@ -141,7 +142,7 @@ def test_payload_limit(apns: ApnsProvider, options: dict[str, Any], limit: int) 
 
 
 def test_alert_request(apns: ApnsProvider, apns_key: ec.EllipticCurvePrivateKey) -> None:
-    n = Notification(
+    n = notification(
         title="Hello",
         body="World",
         data={"order": "42"},
@@ -180,7 +181,7 @@ def test_alert_request(apns: ApnsProvider, apns_key: ec.EllipticCurvePrivateKey)
 
 
 def test_data_only_is_background_priority_5(apns: ApnsProvider) -> None:
-    request = one(apns, Notification(data={"sync": "1"}))
+    request = one(apns, notification(data={"sync": "1"}))
     headers = dict(request.headers)
     assert headers["apns-push-type"] == "background"
     assert headers["apns-priority"] == "5"
@@ -190,13 +191,13 @@ def test_data_only_is_background_priority_5(apns: ApnsProvider) -> None:
 
 
 def test_normal_priority_and_ttl_zero(apns: ApnsProvider) -> None:
-    headers = dict(one(apns, Notification(body="b", priority="normal", ttl_seconds=0)).headers)
+    headers = dict(one(apns, notification(body="b", priority="normal", ttl_seconds=0)).headers)
     assert headers["apns-priority"] == "5"
     assert headers["apns-expiration"] == "0"
 
 
 def test_overrides(apns: ApnsProvider) -> None:
-    n = Notification(
+    n = notification(
         title="Call",
         image="https://example.com/i.png",
         ttl_seconds=60,
@@ -224,12 +225,12 @@ def test_overrides(apns: ApnsProvider) -> None:
 
 def test_reserved_data_key(apns: ApnsProvider) -> None:
     with pytest.raises(InvalidNotification):
-        apns.render(Notification(data={"aps": "x"}))
+        apns.render(notification(data={"aps": "x"}))
 
 
 def test_one_request_per_registration_and_token_is_one_path_segment(apns: ApnsProvider) -> None:
     regs = [Registration(installation_id=i, token=t) for i, t in enumerate([TOKEN, "../x?y"])]
-    requests = apns.build(apns.render(Notification(body="b")), regs, NOW)
+    requests = apns.build(apns.render(notification(body="b")), regs, NOW)
     assert [r.url for r in requests if isinstance(r, Request)] == [
         f"{PRODUCTION_ORIGIN}/3/device/{TOKEN}",
         f"{PRODUCTION_ORIGIN}/3/device/..%2Fx%3Fy",
@@ -240,14 +241,14 @@ def test_origins(apns_credentials: ApnsCredentials) -> None:
     sandbox = msgspec.structs.replace(apns_credentials, environment="sandbox")
     assert ApnsProvider(sandbox).origin == SANDBOX_ORIGIN
     local = ApnsProvider(apns_credentials, origin="https://127.0.0.1:8443/")
-    assert one(local, Notification(body="b")).url == f"https://127.0.0.1:8443/3/device/{TOKEN}"
+    assert one(local, notification(body="b")).url == f"https://127.0.0.1:8443/3/device/{TOKEN}"
 
 
 def test_certificate_auth_sends_no_authorization(apns_credentials: ApnsCredentials) -> None:
     cert = msgspec.structs.replace(apns_credentials, team_id=None, key_id=None, certificate="PEM")
     provider = ApnsProvider(cert)
     assert provider.signer is None
-    assert "authorization" not in dict(one(provider, Notification(body="b")).headers)
+    assert "authorization" not in dict(one(provider, notification(body="b")).headers)
 
 
 # ---- provider token ----------------------------------------------------------------------
@@ -282,11 +283,11 @@ def test_signer_invalidate_has_grace(apns_key: ec.EllipticCurvePrivateKey) -> No
 
 
 def test_provider_refreshes_after_expired_provider_token(apns: ApnsProvider) -> None:
-    first = dict(one(apns, Notification(body="b"), NOW).headers)["authorization"]
+    first = dict(one(apns, notification(body="b"), NOW).headers)["authorization"]
     result = apns.classify(error(403, "ExpiredProviderToken"))
     assert result.refresh_auth
     apns.invalidate_auth(NOW + 600)
-    second = dict(one(apns, Notification(body="b"), NOW + 600).headers)["authorization"]
+    second = dict(one(apns, notification(body="b"), NOW + 600).headers)["authorization"]
     assert second != first
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from pushcore.providers import provider_class
+from pushcore.providers import registry
 from pushcore.providers.apns import ApnsProvider
 from pushcore.providers.base import (
     MAX_RETRY_AFTER,
@@ -18,7 +18,8 @@ from pushcore.providers.base import (
 )
 from pushcore.providers.credentials import ApnsCredentials, FcmCredentials, WebPushCredentials
 from pushcore.providers.fcm import FcmProvider
-from pushcore.providers.notification import Notification, deep_merge
+from pushcore.providers.notification import deep_merge
+from pushcore.providers.registry import Notification
 from pushcore.providers.webpush import WebPushProvider
 from pushcore.transport.base import Failure, Response
 
@@ -82,9 +83,8 @@ def test_transport_failures_are_retried_by_every_provider(
 
 
 def test_registry_maps_platforms_to_classes() -> None:
-    assert provider_class("ios") is ApnsProvider
-    assert provider_class("android") is FcmProvider
-    assert provider_class("web") is WebPushProvider
+    made_by = {spec.name: getattr(spec.provider, "__self__", None) for spec in registry.PLATFORMS}
+    assert made_by == {"ios": ApnsProvider, "android": FcmProvider, "web": WebPushProvider}
 
 
 def test_json_object_tolerates_junk() -> None:
@@ -105,8 +105,9 @@ def test_notification_decodes_and_is_frozen() -> None:
     raw = b'{"title": "Hi", "data": {"k": "v"}, "apns": {"push_type": "voip"}}'
     n = msgspec.json.decode(raw, type=Notification)
     assert n.title == "Hi"
-    assert n.apns is not None
-    assert n.apns.push_type == "voip"
+    apns = registry.overrides_of(n, "ios")
+    assert apns is not None
+    assert apns.push_type == "voip"
     with pytest.raises(AttributeError):
         n.title = "x"  # type: ignore[misc]
 

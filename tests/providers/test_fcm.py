@@ -23,7 +23,8 @@ from pushcore.providers.fcm_auth import (
     parse_token_response,
     token_request,
 )
-from pushcore.providers.notification import FcmOverrides, Notification
+from pushcore.providers.notification import Content, FcmOverrides
+from pushcore.providers.registry import notification
 from pushcore.transport.base import Failure, Request, Response
 from tests.providers.conftest import NOW
 
@@ -57,7 +58,7 @@ def fcm_error(
     return Response(status, body=msgspec.json.encode({"error": error}))
 
 
-def one(fcm: FcmProvider, notification: Notification, token: str = "tok-1") -> Request:
+def one(fcm: FcmProvider, notification: Content, token: str = "tok-1") -> Request:
     [request] = fcm.build(
         fcm.render(notification), [Registration(installation_id=1, token=token)], NOW
     )
@@ -165,7 +166,7 @@ def test_retry_after(fcm: FcmProvider, retry_after: str | None, expected: float 
 
 
 def test_full_message(fcm: FcmProvider) -> None:
-    n = Notification(
+    n = notification(
         title="Hello",
         body="World",
         data={"order": "42"},
@@ -225,7 +226,7 @@ def test_full_message(fcm: FcmProvider) -> None:
 
 
 def test_data_only_normal_priority(fcm: FcmProvider) -> None:
-    body = msgspec.json.decode(one(fcm, Notification(data={"k": "v"}, priority="normal")).body)
+    body = msgspec.json.decode(one(fcm, notification(data={"k": "v"}, priority="normal")).body)
     assert body == {
         "message": {
             "token": "tok-1",
@@ -241,7 +242,7 @@ def test_data_only_normal_priority(fcm: FcmProvider) -> None:
 
 
 def test_overrides_merge_and_remove(fcm: FcmProvider) -> None:
-    n = Notification(
+    n = notification(
         title="t",
         ttl_seconds=60,
         fcm=FcmOverrides(
@@ -261,7 +262,7 @@ def test_overrides_merge_and_remove(fcm: FcmProvider) -> None:
 
 
 def test_token_is_json_escaped(fcm: FcmProvider) -> None:
-    body = msgspec.json.decode(one(fcm, Notification(body="b"), token='x"},"evil":{"').body)
+    body = msgspec.json.decode(one(fcm, notification(body="b"), token='x"},"evil":{"').body)
     assert body["message"]["token"] == 'x"},"evil":{"'
     assert "evil" not in body["message"]
 
@@ -269,15 +270,15 @@ def test_token_is_json_escaped(fcm: FcmProvider) -> None:
 @pytest.mark.parametrize("key", ["from", "notification", "message_type", "google.x", "gcm.n"])
 def test_reserved_data_keys(fcm: FcmProvider, key: str) -> None:
     with pytest.raises(InvalidNotification):
-        fcm.render(Notification(data={key: "v"}))
+        fcm.render(notification(data={key: "v"}))
 
 
 def test_payload_limit(fcm: FcmProvider) -> None:
-    base = len(fcm.render(Notification(body="x")).encoded) - 1
-    at_limit = Notification(body="x" * (PAYLOAD_LIMIT - base))
+    base = len(fcm.render(notification(body="x")).encoded) - 1
+    at_limit = notification(body="x" * (PAYLOAD_LIMIT - base))
     assert len(fcm.render(at_limit).encoded) == PAYLOAD_LIMIT
     with pytest.raises(PayloadTooLarge) as caught:
-        fcm.render(Notification(body="x" * (PAYLOAD_LIMIT - base + 1)))
+        fcm.render(notification(body="x" * (PAYLOAD_LIMIT - base + 1)))
     assert caught.value.size == PAYLOAD_LIMIT + 1
 
 
@@ -355,7 +356,7 @@ def test_cache_refreshes_five_minutes_before_expiry() -> None:
 
 def test_provider_auth_flow(fcm_credentials: FcmCredentials) -> None:
     fcm = FcmProvider(fcm_credentials)
-    rendered = fcm.render(Notification(body="b"))
+    rendered = fcm.render(notification(body="b"))
     registrations = [Registration(installation_id=1, token="t")]
     with pytest.raises(AuthError):
         fcm.build(rendered, registrations, NOW)
@@ -379,7 +380,7 @@ def test_failed_refresh_keeps_a_still_valid_token(fcm: FcmProvider) -> None:
     assert fcm.auth_request(soon) is not None
     fcm.accept_auth(Response(503), soon)  # swallowed: the old token still works
     assert fcm.build(
-        fcm.render(Notification(body="b")), [Registration(installation_id=1, token="t")], soon
+        fcm.render(notification(body="b")), [Registration(installation_id=1, token="t")], soon
     )
     with pytest.raises(AuthError):  # refused credentials always surface
         fcm.accept_auth(Response(400, body=b'{"error": "invalid_grant"}'), soon)

@@ -13,7 +13,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pushcore.providers.base import Outcome, Registration, Result
 from pushcore.providers.credentials import WebPushCredentials
 from pushcore.providers.errors import PayloadTooLarge
-from pushcore.providers.notification import Notification, WebPushOverrides
+from pushcore.providers.notification import Content, WebPushOverrides
+from pushcore.providers.registry import notification
 from pushcore.providers.webpush import DEFAULT_TTL, STATUSES, WebPushProvider
 from pushcore.providers.webpush_crypto import MAX_PLAINTEXT, VapidSigner, endpoint_origin
 from pushcore.transport.base import Request, Response
@@ -25,7 +26,7 @@ def webpush(webpush_credentials: WebPushCredentials) -> WebPushProvider:
     return WebPushProvider(webpush_credentials)
 
 
-def one(provider: WebPushProvider, notification: Notification, reg: Registration) -> Request:
+def one(provider: WebPushProvider, notification: Content, reg: Registration) -> Request:
     [request] = provider.build(provider.render(notification), [reg], NOW)
     assert isinstance(request, Request)
     return request
@@ -85,7 +86,7 @@ def test_retry_after(webpush: WebPushProvider, value: str, expected: float) -> N
 
 
 def test_round_trip(webpush: WebPushProvider, browser: Browser) -> None:
-    n = Notification(title="Hi", body="There", data={"k": "v"}, url="https://example.com/x")
+    n = notification(title="Hi", body="There", data={"k": "v"}, url="https://example.com/x")
     request = one(webpush, n, browser.registration)
     assert msgspec.json.decode(decrypt(browser, request.body)) == {
         "title": "Hi",
@@ -96,7 +97,7 @@ def test_round_trip(webpush: WebPushProvider, browser: Browser) -> None:
 
 
 def test_every_request_has_fresh_salt_and_key(webpush: WebPushProvider, browser: Browser) -> None:
-    rendered = webpush.render(Notification(body="same"))
+    rendered = webpush.render(notification(body="same"))
     first, second = webpush.build(rendered, [browser.registration] * 2, NOW)
     assert isinstance(first, Request)
     assert isinstance(second, Request)
@@ -113,7 +114,7 @@ def test_injected_randomness_is_deterministic(
     provider = WebPushProvider(
         webpush_credentials, salt_source=lambda: next(salts), key_source=lambda: sender
     )
-    rendered = provider.render(Notification(body="b"))
+    rendered = provider.render(notification(body="b"))
     first, second = provider.build(rendered, [browser.registration] * 2, NOW)
     assert isinstance(first, Request)
     assert isinstance(second, Request)
@@ -123,8 +124,8 @@ def test_injected_randomness_is_deterministic(
 
 
 def test_plaintext_limit(webpush: WebPushProvider, browser: Browser) -> None:
-    def payload(size: int) -> Notification:
-        return Notification(webpush=WebPushOverrides(payload={"p": "x" * (size - 8)}))
+    def payload(size: int) -> Content:
+        return notification(webpush=WebPushOverrides(payload={"p": "x" * (size - 8)}))
 
     request = one(webpush, payload(MAX_PLAINTEXT), browser.registration)
     assert MAX_PLAINTEXT == 3993
@@ -139,7 +140,7 @@ def test_plaintext_limit(webpush: WebPushProvider, browser: Browser) -> None:
 
 
 def test_headers(webpush: WebPushProvider, browser: Browser) -> None:
-    n = Notification(body="b", ttl_seconds=90, priority="normal", collapse_key="news")
+    n = notification(body="b", ttl_seconds=90, priority="normal", collapse_key="news")
     request = one(webpush, n, browser.registration)
     assert request.url == browser.registration.token
     headers = dict(request.headers)
@@ -152,19 +153,19 @@ def test_headers(webpush: WebPushProvider, browser: Browser) -> None:
 
 
 def test_default_ttl_and_overrides(webpush: WebPushProvider, browser: Browser) -> None:
-    plain = dict(one(webpush, Notification(body="b"), browser.registration).headers)
+    plain = dict(one(webpush, notification(body="b"), browser.registration).headers)
     assert plain["ttl"] == str(DEFAULT_TTL)
     assert plain["urgency"] == "high"
     assert "topic" not in plain
     override = WebPushOverrides(ttl=0, urgency="very-low", topic="t-1")
-    n = Notification(body="b", ttl_seconds=99, collapse_key="c", webpush=override)
+    n = notification(body="b", ttl_seconds=99, collapse_key="c", webpush=override)
     headers = dict(one(webpush, n, browser.registration).headers)
     assert (headers["ttl"], headers["urgency"], headers["topic"]) == ("0", "very-low", "t-1")
 
 
 def test_collapse_key_that_is_no_topic_is_hashed(webpush: WebPushProvider) -> None:
-    topic = dict(webpush.render(Notification(body="b", collapse_key="a.b:c")).headers)["topic"]
-    again = dict(webpush.render(Notification(body="b", collapse_key="a.b:c")).headers)["topic"]
+    topic = dict(webpush.render(notification(body="b", collapse_key="a.b:c")).headers)["topic"]
+    again = dict(webpush.render(notification(body="b", collapse_key="a.b:c")).headers)["topic"]
     assert topic == again
     assert len(topic) == 32
     assert topic.replace("-", "").replace("_", "").isalnum()
@@ -176,7 +177,7 @@ def test_collapse_key_that_is_no_topic_is_hashed(webpush: WebPushProvider) -> No
 def test_vapid_jwt_verifies_with_audience_the_endpoint_origin(
     webpush: WebPushProvider, browser: Browser, vapid_key: ec.EllipticCurvePrivateKey
 ) -> None:
-    auth = dict(one(webpush, Notification(body="b"), browser.registration).headers)
+    auth = dict(one(webpush, notification(body="b"), browser.registration).headers)
     token_part, key_part = auth["authorization"].removeprefix("vapid ").split(", ")
     token = token_part.removeprefix("t=")
     claims = jwt.decode(
@@ -260,7 +261,7 @@ def test_unusable_registrations_are_classified_without_sending(
     off_curve = msgspec.structs.replace(good, p256dh="BA" + "A" * 85)
     not_b64 = msgspec.structs.replace(good, p256dh="!!!")
     prepared = webpush.build(
-        webpush.render(Notification(body="b")),
+        webpush.render(notification(body="b")),
         [bad_endpoint, no_keys, good, short_auth, off_curve, not_b64],
         NOW,
     )

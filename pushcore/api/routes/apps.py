@@ -11,10 +11,12 @@ from pushcore.api.errors import invalid, not_found
 from pushcore.api.routing import Call, Reply, Route
 from pushcore.api.schemas import (
     AppCreate,
+    AppCreateBase,
     AppCreated,
     AppList,
     AppOut,
     AppPatch,
+    AppPatchBase,
     KeyCreated,
     KeyList,
     KeyOut,
@@ -22,69 +24,71 @@ from pushcore.api.schemas import (
 from pushcore.api.state import POOL, SERVER_KEYS
 from pushcore.db import apps as queries
 from pushcore.db.pool import Record
-from pushcore.providers.credentials import ApnsCredentials, FcmCredentials, WebPushCredentials
+from pushcore.providers import registry
 from pushcore.providers.errors import CredentialsError
 
-Credentials = ApnsCredentials | FcmCredentials | WebPushCredentials
-_KINDS: dict[str, type[Credentials]] = {
-    "apns": ApnsCredentials,
-    "fcm": FcmCredentials,
-    "webpush": WebPushCredentials,
-}
 
-
-def _checked(name: str, value: Credentials | None) -> Any:
+def _checked(key: str, value: registry.Credentials | None) -> Any:
     """Validate credentials (loading every key) and return their storable form."""
     if value is None:
         return None
     try:
         value.validate()
     except CredentialsError as exc:
-        raise invalid(f"{name}.{exc.field}", exc.message) from None
+        raise invalid(f"{key}.{exc.field}", exc.message) from None
     return msgspec.to_builtins(value)
 
 
-def _public(name: str, stored: Any) -> dict[str, object] | None:
-    if stored is None:
-        return None
-    return msgspec.convert(stored, _KINDS[name]).public()
+def _given_credentials(body: AppCreateBase | AppPatchBase) -> dict[str, Any]:
+    """{platform: storable credentials, or None to remove} for every provider block the
+    body gives (absent ones are left out)."""
+    given: dict[str, Any] = {}
+    for spec in registry.PLATFORMS:
+        value = getattr(body, spec.key)
+        if value is not msgspec.UNSET:
+            given[spec.name] = _checked(spec.key, value)
+    return given
 
 
 def app_out(row: Record) -> dict[str, Any]:
+    stored: dict[str, Any] = row["credentials"]
+    shown = {
+        spec.key: msgspec.convert(stored[spec.name], spec.credentials).public()
+        if spec.name in stored
+        else None
+        for spec in registry.PLATFORMS
+    }
     return {
         "app_code": row["code"],
         "name": row["name"],
         "identity_verification": row["identity_verification"],
-        "apns": _public("apns", row["apns"]),
-        "fcm": _public("fcm", row["fcm"]),
-        "webpush": _public("webpush", row["webpush"]),
+        **shown,
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
     }
 
 
 async def create_app(call: Call) -> Reply:
-    body: AppCreate = call.body
+    body: AppCreateBase = call.body
     server_key = auth.new_secret(auth.SERVER_KEY_PREFIX)
     identity_secret = auth.new_secret(auth.IDENTITY_SECRET_PREFIX)
+    credentials = {p: v for p, v in _given_credentials(body).items() if v is not None}
     row = await queries.create_app(
         call.request.app[POOL],
         code=auth.new_public_id("app_"),
         name=body.name,
         identity_verification=body.identity_verification,
         identity_secret=identity_secret,
-        apns=_checked("apns", body.apns),
-        fcm=_checked("fcm", body.fcm),
-        webpush=_checked("webpush", body.webpush),
+        credentials=credentials,
         key_id=auth.new_public_id("key_"),
         key_hash=auth.digest(server_key),
     )
-    created = AppCreated(
-        **app_out(row),
-        key_id=row["key_id"],
-        server_key=server_key,
-        identity_secret=identity_secret,
-    )
+    shown_once = {
+        "key_id": row["key_id"],
+        "server_key": server_key,
+        "identity_secret": identity_secret,
+    }
+    created = AppCreated(**app_out(row), **shown_once)
     return Reply(201, created)
 
 
@@ -101,17 +105,15 @@ async def get_app(call: Call) -> Reply:
 
 
 async def patch_app(call: Call) -> Reply:
-    body: AppPatch = call.body
+    body: AppPatchBase = call.body
     changes: dict[str, Any] = {}
     if body.name is not msgspec.UNSET:
         changes["name"] = body.name
     if body.identity_verification is not msgspec.UNSET:
         changes["identity_verification"] = body.identity_verification
-    for name in _KINDS:
-        value = getattr(body, name)
-        if value is not msgspec.UNSET:
-            changes[name] = _checked(name, value)
-    row = await queries.patch_app(call.request.app[POOL], call.param("app_code"), changes)
+    row = await queries.patch_app(
+        call.request.app[POOL], call.param("app_code"), changes, _given_credentials(body)
+    )
     if row is None:
         raise not_found("app")
     return Reply(200, AppOut(**app_out(row)))

@@ -10,6 +10,7 @@ from pushcore.api.errors import ApiError
 from pushcore.api.routing import Call, Raw, Reply, Route
 from pushcore.api.schemas import Health
 from pushcore.api.state import POOL
+from pushcore.db.pool import ping
 
 READY_TIMEOUT = 2.0
 
@@ -21,7 +22,7 @@ async def healthz(call: Call) -> Reply:
 async def readyz(call: Call) -> Reply:
     try:
         async with asyncio.timeout(READY_TIMEOUT):
-            await call.request.app[POOL].fetchval("SELECT 1")
+            await ping(call.request.app[POOL])
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
         raise ApiError(503, "not_ready", "the database does not answer") from None
     return Reply(200, Health(status="ready"))

@@ -30,6 +30,7 @@ from pushcore.db import events as event_queries
 from pushcore.db import installations as queries
 from pushcore.db.installations import Scope, TokenChange
 from pushcore.db.pool import Record
+from pushcore.providers import registry
 
 OUT_FIELDS = tuple(f for f in InstallationOut.__struct_fields__)
 
@@ -99,14 +100,10 @@ def _token_change(body: InstallationPatch) -> TokenChange | None:
         raise invalid("push_token", "give push_token or web_subscription, not both")
     if sub is not msgspec.UNSET:
         reg = validation.web_registration(sub)
-        assert reg.p256dh is not None
-        assert reg.auth is not None
-        return TokenChange(web=(reg.token, reg.p256dh, reg.auth))
+        web = [s.name for s in registry.PLATFORMS if s.registration == "web_subscription"]
+        return TokenChange({p: reg.token for p in web}, reg.p256dh, reg.auth)
     if token is not msgspec.UNSET:
-        return TokenChange(
-            ios=token.lower() if validation.apns_token_ok(token) else None,
-            android=token if validation.fcm_token_ok(token) else None,
-        )
+        return TokenChange(validation.token_candidates(token))
     return None
 
 
@@ -133,9 +130,11 @@ async def patch_installation(call: Call) -> Reply:
         if platform is None:
             raise _missing(call)
         # the installation exists, so the new token did not fit its platform
-        if platform == "web":
-            raise invalid("web_subscription", "web installations change their web_subscription")
-        if change is not None and change.web is not None:
+        if registry.spec(platform).registration == "web_subscription":
+            raise invalid(
+                "web_subscription", f"{platform} installations change their web_subscription"
+            )
+        if change is not None and change.p256dh is not None:
             raise invalid("web_subscription", f"not accepted for platform {platform}")
         validation.push_token_for(platform, body.push_token)  # type: ignore[arg-type]
         raise invalid("push_token", f"not a valid token for platform {platform}")

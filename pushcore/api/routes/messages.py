@@ -2,52 +2,23 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from typing import Any
 
-from msgspec import Struct
-
 from pushcore.api.errors import ApiError, invalid, not_found
 from pushcore.api.routing import Call, Reply, Route
+from pushcore.api.schemas import Counts, MessageList, MessageOut
 from pushcore.api.state import ENQUEUER, POOL, SETTINGS
 from pushcore.db import apps as app_queries
 from pushcore.db import messages as queries
 from pushcore.db.pool import Record
 from pushcore.fanout.errors import InvalidSend
-from pushcore.fanout.request import SendRequest
+from pushcore.fanout.request import SendRequest, SendRequestBase
 from pushcore.fanout.submit import submit
 
 MAX_LIST = 100
 # A send may carry 100,000 ids; the other routes keep the 64 KiB bound.
 MAX_SEND_BODY = 8 * 1024 * 1024
-
-
-class Counts(Struct, kw_only=True):
-    targeted: int
-    delivered: int
-    invalid_removed: int
-    failed: int
-    retrying: int
-    pending: int
-    opened: int
-
-
-class MessageOut(Struct, kw_only=True):
-    message_id: uuid.UUID
-    status: str
-    counts: Counts
-    failure_reasons: dict[str, int]
-    errors: list[str]
-    platforms: list[str]
-    created_at: dt.datetime
-    send_at: dt.datetime | None
-    started_at: dt.datetime | None
-    finished_at: dt.datetime | None
-
-
-class MessageList(Struct, kw_only=True):
-    messages: list[MessageOut]
 
 
 def message_out(row: Record) -> MessageOut:
@@ -82,7 +53,7 @@ def _message_id(call: Call) -> uuid.UUID:
 
 
 async def send(call: Call) -> Reply:
-    body: SendRequest = call.body
+    body: SendRequestBase = call.body
     app = call.request.app
     row = await app_queries.get_app(app[POOL], call.server_app().code)
     if row is None:

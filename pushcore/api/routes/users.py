@@ -8,10 +8,11 @@ import msgspec
 
 from pushcore.api.errors import ApiError, not_found
 from pushcore.api.routing import Call, Reply, Route
-from pushcore.api.schemas import Email, InstallationOut, Msisdn, UserList, UserOut, UserPatch
+from pushcore.api.schemas import InstallationOut, UserList, UserOut, UserPatch
 from pushcore.api.state import POOL
 from pushcore.db import users as queries
 from pushcore.db.pool import Record
+from pushcore.fields import Email, Msisdn
 
 
 def user_out(row: Record) -> UserOut:
