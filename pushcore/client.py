@@ -97,6 +97,15 @@ class PushcoreClient:
         result: dict[str, Any] = await self._call("POST", f"{self._app}/messages", body)
         return result
 
+    async def send_many(self, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Up to 1,000 send requests (each a body as :meth:`send` builds it) in one call;
+        one answer per request, in order: ``{"status": 202|200, "message": {...}}`` or
+        ``{"status": 422, "error": {...}}`` (one refused request refuses only itself)."""
+        body = {"messages": requests}
+        result: dict[str, Any] = await self._call("POST", f"{self._app}/messages:batch", body)
+        answers: list[dict[str, Any]] = result["results"]
+        return answers
+
     async def message(self, message_id: str) -> dict[str, Any]:
         result: dict[str, Any] = await self._call("GET", f"{self._app}/messages/{message_id}")
         return result

@@ -215,6 +215,45 @@ class Settings:
     send_timeout_seconds: float = setting(
         "SEND_TIMEOUT_SECONDS", 30.0, _float(0.1, 600), "Deadline for all requests of one batch."
     )
+    lane_max_targets: int = setting(
+        "LANE_MAX_TARGETS",
+        100,
+        _int(0, 10_000),
+        "A send whose target lists at most this many users, emails, phones or installations "
+        "(and is not scheduled) takes the transactional lane: planned when accepted, sent "
+        "with other small messages in shared claims. 0 turns the lane off.",
+    )
+    lane_claim_batches: int = setting(
+        "LANE_CLAIM_BATCHES",
+        200,
+        _int(1, 5000),
+        "Lane batches (a small message's batch per platform) one worker claims, sends and "
+        "writes back together.",
+    )
+    lane_concurrency: int = setting(
+        "LANE_CONCURRENCY", 2, _int(1, 64), "Lane claims in flight per worker process."
+    )
+    lane_poll_seconds: float = setting(
+        "LANE_POLL_SECONDS",
+        1.0,
+        _float(0.05, 60.0),
+        "How often an idle worker looks for lane batches without a notification (a missed "
+        "NOTIFY, retry batches coming due).",
+    )
+    lane_linger_seconds: float = setting(
+        "LANE_LINGER_SECONDS",
+        0.005,
+        _float(0.0, 1.0),
+        "After a notification, how long a worker waits for more small messages before it "
+        "claims (more per claim: fewer statements per message, this much more latency).",
+    )
+    lane_max_in_flight: int = setting(
+        "LANE_MAX_IN_FLIGHT",
+        500,
+        _int(1, 100_000),
+        "HTTP/2 requests in flight per worker process for the lane, on connections of its "
+        "own: a broadcast filling PUSHCORE_MAX_IN_FLIGHT never queues the lane behind it.",
+    )
     max_in_flight: int = setting(
         "MAX_IN_FLIGHT",
         1000,

@@ -51,7 +51,9 @@ def declare(
             return
         try:
             decoded = msgspec.convert(request, SendRequest)
-            await submit(ctx.pool, ctx.settings, app, decoded, ctx.enqueuer.plan)
+            await submit(
+                ctx.pool, ctx.settings, app, decoded, ctx.enqueuer.plan, providers=ctx.providers
+            )
         except (msgspec.ValidationError, InvalidSend) as exc:
             log.warning("submit_message for %s refused: %s", app_code, exc)
 

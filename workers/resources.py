@@ -18,6 +18,7 @@ them out again, and their devices would be sent to twice).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from functools import partial
 from typing import Any
@@ -28,8 +29,10 @@ from dramatiq.asyncio import get_event_loop_thread
 from pushcore.config import Settings
 from pushcore.db.pool import create_pool
 from pushcore.fanout import metrics, reaper
+from pushcore.fanout.lane import Lane
 from pushcore.fanout.providers import ProviderCache
 from pushcore.fanout.sending import SendContext
+from pushcore.providers import registry
 from pushcore.providers.base import Provider
 from pushcore.transport.base import Transport
 from pushcore.transport.curl import CurlTransport
@@ -40,55 +43,58 @@ log = logging.getLogger(__name__)
 
 
 class ProcessTransports:
-    """One shared transport for token-authenticated providers; APNs certificate auth needs
-    the app's client certificate on the connection, hence one transport per such app (or the
-    aioapns backend when configured)."""
+    """One shared transport for the providers that authenticate per request (JWT, OAuth,
+    VAPID); a provider that authenticates on the connection (APNs certificate auth:
+    ``Provider.client_identity``) gets a transport of its own per app, and so does APNs
+    with PUSHCORE_APNS_BACKEND=aioapns.  ``max_in_flight`` bounds each transport: the lane
+    has its own set, so a broadcast cannot fill the lane's slots."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, max_in_flight: int) -> None:
         self._settings = settings
+        self._max_in_flight = max_in_flight
         self._shared = self._curl()
-        self._per_app: dict[tuple[int, str], Transport] = {}
+        self._per_app: dict[tuple[int, int], Transport] = {}
 
-    def _curl(self, cert: bytes | None = None, key: bytes | None = None) -> CurlTransport:
+    def _curl(self, identity: tuple[str, str] | None = None) -> CurlTransport:
         s = self._settings
         return CurlTransport(
-            max_in_flight=s.max_in_flight,
+            max_in_flight=self._max_in_flight,
             max_connections_per_origin=s.connections_per_origin,
             ca_file=s.ca_file,
-            client_cert_pem=cert,
-            client_key_pem=key,
+            client_cert_pem=identity[0].encode() if identity else None,
+            client_key_pem=identity[1].encode() if identity else None,
         )
 
     def for_batch(self, platform: str, app_id: int, provider: Provider[Any]) -> Transport:
-        if platform != "ios":
-            return self._shared
-        credentials = getattr(provider, "credentials", None)
-        use_aioapns = self._settings.apns_backend == "aioapns"
-        if not use_aioapns and (credentials is None or credentials.certificate is None):
+        identity = provider.client_identity
+        # aioapns has no certificate auth: such apps always go through libcurl
+        aioapns = (
+            registry.spec(platform).key == "apns"
+            and self._settings.apns_backend == "aioapns"
+            and identity is None
+        )
+        if identity is None and not aioapns:
             return self._shared
         # one transport per app and credentials (a new certificate makes a new transport)
-        key = (app_id, str(hash(credentials)))
+        key = (app_id, hash(getattr(provider, "credentials", None)))
         transport = self._per_app.get(key)
         if transport is None:
-            transport = self._make_apns(credentials, provider)
+            transport = self._aioapns(provider) if aioapns else self._curl(identity)
             self._per_app[key] = transport
         return transport
 
-    def _make_apns(self, credentials: Any, provider: Any) -> Transport:
-        # aioapns has no certificate auth: such apps always go through libcurl
-        if self._settings.apns_backend == "aioapns" and credentials.certificate is None:
-            from pushcore.transport.aioapns_backend import AioapnsTransport
+    def _aioapns(self, provider: Any) -> Transport:
+        from pushcore.transport.aioapns_backend import AioapnsTransport
 
-            transport: Transport = AioapnsTransport(
-                topic=credentials.topic,
-                signer=provider.signer,  # one JWT per process, not one per connection
-                origin=provider.origin,
-                ca_file=self._settings.ca_file,
-                connections=self._settings.connections_per_origin,
-                max_in_flight=self._settings.max_in_flight,
-            )
-            return transport
-        return self._curl(credentials.certificate.encode(), credentials.private_key.encode())
+        transport: Transport = AioapnsTransport(
+            topic=provider.credentials.topic,
+            signer=provider.signer,  # one JWT per process, not one per connection
+            origin=provider.origin,
+            ca_file=self._settings.ca_file,
+            connections=self._settings.connections_per_origin,
+            max_in_flight=self._max_in_flight,
+        )
+        return transport
 
     async def aclose(self) -> None:
         for transport in (self._shared, *self._per_app.values()):
@@ -102,6 +108,7 @@ class WorkerResources(dramatiq.Middleware):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._context: SendContext | None = None
+        self._lane: Lane | None = None
         self._reaper: asyncio.Task[None] | None = None
 
     def context(self) -> SendContext:
@@ -118,13 +125,17 @@ class WorkerResources(dramatiq.Middleware):
     async def _start(self, broker: dramatiq.Broker) -> None:
         pool = await create_pool(self.settings)
         metrics.declare_platforms()
+        s = self.settings
         self._context = SendContext(
             pool=pool,
-            settings=self.settings,
-            transports=ProcessTransports(self.settings),
+            settings=s,
+            transports=ProcessTransports(s, max_in_flight=s.max_in_flight),
             enqueuer=DramatiqEnqueuer(broker),
-            providers=ProviderCache(self.settings),
+            providers=ProviderCache(s),
         )
+        lane_transports = ProcessTransports(s, max_in_flight=s.lane_max_in_flight)
+        self._lane = Lane(dataclasses.replace(self._context, transports=lane_transports))
+        await self._lane.start()
         self._reaper = asyncio.get_running_loop().create_task(
             reaper.run(pool, self.settings, self._context.enqueuer, partial(_depths, broker))
         )
@@ -134,12 +145,20 @@ class WorkerResources(dramatiq.Middleware):
         thread = get_event_loop_thread()
         if thread is not None and self._reaper is not None:
             thread.run_coroutine(self._stop_reaper())
+        if thread is not None and self._lane is not None:
+            thread.run_coroutine(self._stop_lane())
 
     def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         # the worker threads are done (or past Dramatiq's shutdown timeout): close the rest
         thread = get_event_loop_thread()
         if thread is not None and self._context is not None:
             thread.run_coroutine(self._close())
+
+    async def _stop_lane(self) -> None:
+        if self._lane is not None:
+            # a claim in flight is one round of sends and a write-back
+            s = self.settings
+            await self._lane.stop(timeout=s.send_timeout_seconds + s.db_command_timeout)
 
     async def _stop_reaper(self) -> None:
         if self._reaper is not None:
@@ -150,6 +169,12 @@ class WorkerResources(dramatiq.Middleware):
 
     async def _close(self) -> None:
         await self._stop_reaper()
+        if self._lane is not None:
+            await self._stop_lane()
+            lane_transports = self._lane.ctx.transports
+            if isinstance(lane_transports, ProcessTransports):
+                await lane_transports.aclose()
+            self._lane = None
         if self._context is not None:
             transports = self._context.transports
             if isinstance(transports, ProcessTransports):

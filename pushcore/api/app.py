@@ -22,10 +22,11 @@ from pushcore.api.auth import ServerKeyCache
 from pushcore.api.errors import ApiError
 from pushcore.api.routes import ROUTES
 from pushcore.api.routing import install
-from pushcore.api.state import ENQUEUER, POOL, SERVER_KEYS, SETTINGS
+from pushcore.api.state import ENQUEUER, POOL, PROVIDERS, SERVER_KEYS, SETTINGS
 from pushcore.config import Settings
 from pushcore.db.errors import DatabaseError
 from pushcore.db.pool import create_pool
+from pushcore.fanout.providers import ProviderCache
 from pushcore.fanout.queue import Enqueuer
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,7 @@ def make_app(settings: Settings, enqueuer: Enqueuer | None = None) -> web.Applic
     app = web.Application(middlewares=[measured, errors], client_max_size=MAX_BODY)
     app[SETTINGS] = settings
     app[SERVER_KEYS] = ServerKeyCache(settings.auth_cache_seconds)
+    app[PROVIDERS] = ProviderCache(settings)
     app[openapi.DOCUMENT] = openapi.build(ROUTES)
     if enqueuer is None:
         # the Dramatiq implementation lives with the workers; imported here, not at module

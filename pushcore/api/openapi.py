@@ -61,7 +61,7 @@ _SECURITY_SCHEMES = {
 def build(routes: list[Route]) -> dict[str, Any]:
     types = [ErrorBody]
     for route in routes:
-        types += [t for t in (route.body, route.response) if t not in (None, dict)]
+        types += [t for t in (_body(route), route.response) if t not in (None, dict)]
     schemas, components = msgspec.json.schema_components(types, ref_template=REF)
     by_type = dict(zip(types, schemas, strict=True))
     paths: dict[str, dict[str, Any]] = {}
@@ -93,9 +93,13 @@ def _operation(route: Route, by_type: dict[Any, Any]) -> dict[str, Any]:
     if route.body is not None:
         op["requestBody"] = {
             "required": True,
-            "content": {"application/json": {"schema": by_type[route.body]}},
+            "content": {"application/json": {"schema": by_type[_body(route)]}},
         }
     return op
+
+
+def _body(route: Route) -> Any:
+    return route.documented_body if route.documented_body is not None else route.body
 
 
 def _parameters(route: Route) -> list[dict[str, Any]]:

@@ -83,6 +83,9 @@ class Route:
     also: tuple[int, ...] = ()  # other success statuses (e.g. 200 for an upsert's update)
     max_body: int = 64 * 1024  # larger bodies are refused with 413
     raw: str | None = None  # content type of a non-JSON answer
+    # what the OpenAPI document shows for the body when it differs from what is decoded
+    # (a batch decodes its items one by one, so that each is answered on its own)
+    documented_body: Any = None
 
 
 async def _authenticate(

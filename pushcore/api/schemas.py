@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
+from pushcore.fanout.request import SendRequest
 from pushcore.fields import Email, ExternalId, Msisdn, Tag
 from pushcore.providers import registry
 from pushcore.providers.registry import Platform
@@ -266,6 +267,49 @@ class MessageOut(Struct, kw_only=True):
 
 class MessageList(Struct, kw_only=True):
     messages: list[MessageOut]
+
+
+MAX_SEND_BATCH = 1000
+
+
+class SendBatchIn(Request):
+    """What ``POST …/messages:batch`` decodes: the items stay raw, each is decoded and
+    answered on its own."""
+
+    messages: Annotated[list[msgspec.Raw], Meta(min_length=1, max_length=MAX_SEND_BATCH)]
+
+
+SendBatch: type[Struct] = msgspec.defstruct(
+    "SendBatch",
+    [
+        (
+            "messages",
+            Annotated[
+                list[SendRequest],  # type: ignore[valid-type]  # a type built at import
+                Meta(min_length=1, max_length=MAX_SEND_BATCH),
+            ],
+        )
+    ],
+    module=__name__,
+    kw_only=True,
+    forbid_unknown_fields=True,
+)
+SendBatch.__doc__ = (
+    f"Up to {MAX_SEND_BATCH} send requests, each answered on its own in the same order."
+)
+
+
+class SendResult(Struct, kw_only=True, omit_defaults=True):
+    """One item's answer: ``status`` as the single route would answer it (202 accepted,
+    200 the message of an idempotency key seen before, 422 refused: ``error`` says why)."""
+
+    status: int
+    message: MessageOut | None = None
+    error: ErrorDetail | None = None
+
+
+class SendBatchResult(Struct, kw_only=True):
+    results: list[SendResult]
 
 
 # --- misc -----------------------------------------------------------------------------------

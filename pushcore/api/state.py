@@ -7,9 +7,11 @@ from aiohttp import web
 from pushcore.api.auth import ServerKeyCache
 from pushcore.config import Settings
 from pushcore.db.pool import Pool
+from pushcore.fanout.providers import ProviderCache
 from pushcore.fanout.queue import Enqueuer
 
 SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", Pool)
 SERVER_KEYS = web.AppKey("server_keys", ServerKeyCache)
 ENQUEUER = web.AppKey("enqueuer", Enqueuer)
+PROVIDERS = web.AppKey("providers", ProviderCache)  # the submit check's, per process

@@ -1,4 +1,5 @@
-"""The send path's two statements per batch: claim (with the tokens), and finish.
+"""The send path's two statements: claim (with the tokens), and finish; for one batch
+(broadcast batches, one Dramatiq message each) or many (the transactional lane).
 
 Claim takes the batch under a lease and loads everything the send needs in the same
 statement: the registrations still there, the message's state and notification, the app's
@@ -10,41 +11,50 @@ that lost its lease changes nothing.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pushcore.db.pool import Pool, Record
 
 MAX_ERRORS = 20
+
+
+# What a claim loads for each batch ``b`` (a CTE of claimed batch rows): the registrations
+# still there, the message's state and notification, and the credentials of the batch's
+# platform.
+_LOADED = """
+SELECT b.id, b.claims, b.message_id, b.app_id, b.platform, b.attempt,
+       cardinality(b.installation_ids) AS size,
+       m.status, m.notification, m.expires_at < now() AS expired,
+       c.updated_at AS credentials_version, c.credentials,
+       r.ids, r.tokens, r.p256dh, r.auth
+FROM b
+JOIN messages m ON m.id = b.message_id
+LEFT JOIN app_credentials c ON c.app_id = b.app_id AND c.platform = b.platform
+CROSS JOIN LATERAL (
+    SELECT coalesce(array_agg(i.id ORDER BY i.id), '{}') AS ids,
+           coalesce(array_agg(i.token ORDER BY i.id), '{}') AS tokens,
+           coalesce(array_agg(i.p256dh ORDER BY i.id), '{}') AS p256dh,
+           coalesce(array_agg(i.auth ORDER BY i.id), '{}') AS auth
+    FROM installations i
+    WHERE i.id = ANY(b.installation_ids) AND i.push_enabled
+) r
+"""
+_CLAIMED = """b.id, b.claims, b.message_id, b.app_id, b.platform, b.attempt, b.installation_ids"""
+_CLAIMABLE = """(b.state = 'queued' OR (b.state = 'sending' AND b.lease_until < now()))
+  AND (b.not_before IS NULL OR b.not_before <= now() + interval '1 second')"""
 
 
 async def claim(pool: Pool, batch_id: int, lease_seconds: float) -> Record | None:
     """Claim a queued (or abandoned: lease expired) batch that is due; None when another
     worker holds it, it is finished, or its back-off has not elapsed."""
     row: Record | None = await pool.fetchrow(
-        """
+        f"""
         WITH b AS (
             UPDATE batches b SET state = 'sending', claims = b.claims + 1,
                 lease_until = now() + make_interval(secs => $2)
-            WHERE b.id = $1
-              AND (b.state = 'queued' OR (b.state = 'sending' AND b.lease_until < now()))
-              AND (b.not_before IS NULL OR b.not_before <= now() + interval '1 second')
-            RETURNING b.id, b.claims, b.message_id, b.app_id, b.platform, b.attempt,
-                      b.installation_ids
-        )
-        SELECT b.id, b.claims, b.message_id, b.app_id, b.platform, b.attempt,
-               cardinality(b.installation_ids) AS size,
-               m.status, m.notification, m.expires_at < now() AS expired,
-               c.updated_at AS credentials_version, c.credentials,
-               r.ids, r.tokens, r.p256dh, r.auth
-        FROM b
-        JOIN messages m ON m.id = b.message_id
-        LEFT JOIN app_credentials c ON c.app_id = b.app_id AND c.platform = b.platform
-        CROSS JOIN LATERAL (
-            SELECT coalesce(array_agg(i.id ORDER BY i.id), '{}') AS ids,
-                   coalesce(array_agg(i.token ORDER BY i.id), '{}') AS tokens,
-                   coalesce(array_agg(i.p256dh ORDER BY i.id), '{}') AS p256dh,
-                   coalesce(array_agg(i.auth ORDER BY i.id), '{}') AS auth
-            FROM installations i
-            WHERE i.id = ANY(b.installation_ids) AND i.push_enabled
-        ) r
+            WHERE b.id = $1 AND {_CLAIMABLE}
+            RETURNING {_CLAIMED}
+        ) {_LOADED}
         """,
         batch_id,
         lease_seconds,
@@ -52,98 +62,201 @@ async def claim(pool: Pool, batch_id: int, lease_seconds: float) -> Record | Non
     return row
 
 
-async def finish(
-    pool: Pool,
-    *,
-    batch_id: int,
-    claim: int,
-    delivered: int,
-    failed: int,
-    reasons: dict[str, int],
-    invalid_ids: list[int],
-    invalid_tokens: list[str],
-    retry_ids: list[int],
-    retry_delay: float,
-    sender_error: str | None,
-) -> Record | None:
-    """Write the batch's results; None when this worker no longer owns the batch.
-
-    Deletion is race-safe: a registration is deleted only if its token is still the one
-    that was sent to (a token refreshed meanwhile stays, counted as failed
-    ``token_changed``).  The retry batch is written only while the message is still being
-    sent (after a cancel or a sender error its registrations count as failed)."""
-    row: Record | None = await pool.fetchrow(
-        """
-        WITH b AS (
-            UPDATE batches SET state = 'done', delivered = $3, failed = $4,
-                retried = cardinality($8::bigint[]), finished_at = now(), lease_until = NULL
-            WHERE id = $1 AND claims = $2 AND state = 'sending'
-            RETURNING id, message_id, app_id, platform, attempt,
-                      cardinality(installation_ids) AS size
-        ), mm AS (
-            SELECT m.id, m.status IN ('queued', 'sending') AND $10::text IS NULL AS live
-            FROM messages m JOIN b ON m.id = b.message_id
-            FOR UPDATE OF m
-        ), del AS (
-            DELETE FROM installations i
-            USING unnest($6::bigint[], $7::text[]) AS d(id, token), b
-            WHERE i.id = d.id AND i.token = d.token AND i.app_id = b.app_id
-            RETURNING i.id
-        ), retry AS (
-            INSERT INTO batches (message_id, app_id, platform, installation_ids, attempt,
-                                 not_before)
-            SELECT b.message_id, b.app_id, b.platform, $8::bigint[], b.attempt + 1,
-                   now() + make_interval(secs => $9)
-            FROM b, mm WHERE cardinality($8::bigint[]) > 0 AND mm.live
-            RETURNING id, platform
-        ), n AS (
-            SELECT (SELECT count(*) FROM del) AS deleted,
-                   (SELECT count(*) FROM retry) AS retry_batches,
-                   cardinality($6::bigint[]) - (SELECT count(*) FROM del) AS token_changed,
-                   CASE WHEN EXISTS (SELECT 1 FROM retry) THEN 0
-                        ELSE cardinality($8::bigint[]) END AS retries_dropped
-        ), upd AS (
-            UPDATE messages m SET
-                delivered = m.delivered + $3,
-                invalid_removed = m.invalid_removed + n.deleted,
-                failed = m.failed + $4 + n.token_changed + n.retries_dropped,
-                retrying = m.retrying - CASE WHEN b.attempt > 0 THEN b.size ELSE 0 END
-                           + CASE WHEN n.retry_batches > 0 THEN cardinality($8::bigint[])
-                                  ELSE 0 END,
-                open_batches = m.open_batches - 1 + n.retry_batches,
-                failure_reasons = add_counts(m.failure_reasons, $5::jsonb
-                    || jsonb_build_object('token_changed', n.token_changed)
-                    || jsonb_build_object('not_retried', n.retries_dropped)),
-                errors = CASE WHEN $10::text IS NULL THEN m.errors
-                    ELSE (SELECT coalesce(jsonb_agg(e), '[]') FROM (
-                            SELECT e FROM jsonb_array_elements(m.errors || to_jsonb($10::text))
-                                          WITH ORDINALITY AS x(e, k)
-                            ORDER BY k DESC LIMIT {MAX_ERRORS}) last) END,
-                status = CASE
-                    WHEN $10::text IS NOT NULL AND m.status IN ('queued', 'sending') THEN 'failed'
-                    WHEN m.status IN ('queued', 'sending') AND m.planned
-                         AND m.open_batches - 1 + n.retry_batches = 0 THEN 'done'
-                    ELSE m.status END,
-                finished_at = CASE
-                    WHEN m.finished_at IS NULL AND ($10::text IS NOT NULL OR (m.planned
-                         AND m.open_batches - 1 + n.retry_batches = 0)) THEN now()
-                    ELSE m.finished_at END
-            FROM b, n WHERE m.id = b.message_id
-            RETURNING m.status
-        )
-        SELECT (SELECT status FROM upd) AS status, (SELECT deleted FROM n) AS deleted,
-               (SELECT id FROM retry) AS retry_id, (SELECT platform FROM retry) AS retry_platform
-        WHERE EXISTS (SELECT 1 FROM b)
-        """.replace("{MAX_ERRORS}", str(MAX_ERRORS)),
-        batch_id,
-        claim,
-        delivered,
-        failed,
-        reasons,
-        invalid_ids,
-        invalid_tokens,
-        retry_ids,
-        retry_delay,
-        sender_error,
+async def claim_lane(pool: Pool, limit: int, lease_seconds: float) -> list[Record]:
+    """Claim up to ``limit`` due lane batches of any message, oldest first; batches other
+    workers hold are skipped, not waited for."""
+    rows: list[Record] = await pool.fetch(
+        f"""
+        WITH pick AS (
+            SELECT b.id FROM batches b
+            WHERE b.lane AND b.state <> 'done' AND {_CLAIMABLE}
+            ORDER BY b.id LIMIT $1
+            FOR UPDATE SKIP LOCKED
+        ), b AS (
+            UPDATE batches b SET state = 'sending', claims = b.claims + 1,
+                lease_until = now() + make_interval(secs => $2)
+            FROM pick WHERE b.id = pick.id
+            RETURNING {_CLAIMED}
+        ) {_LOADED} ORDER BY b.id
+        """,
+        limit,
+        lease_seconds,
     )
-    return row
+    return rows
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """What sending one claimed batch came to, as :func:`finish` writes it."""
+
+    batch_id: int
+    claim: int
+    delivered: int
+    failed: int
+    reasons: dict[str, int]
+    invalid_ids: list[int]
+    invalid_tokens: list[str]
+    retry_ids: list[int]
+    retry_delay: float
+    sender_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """What :func:`finish` wrote: the batches this worker still owned (others' results
+    were dropped: their lease had expired), each message's status after it, registrations
+    deleted per batch, and the retry batches to enqueue on the broker (lane retries are
+    claimed from the ledger when due, so they are not among them)."""
+
+    owned: list[int]
+    statuses: dict[int, str]
+    deleted: dict[int, int]
+    retries: list[tuple[int, str, float]]  # (batch id, platform, seconds until due)
+
+
+async def finish(pool: Pool, results: list[BatchResult]) -> Finished:
+    """Write the results of claimed batches, of one message or many, in one statement.
+
+    Per batch: its state and counts, only while this worker still holds its claim.  Per
+    message: the counters (summed over its batches), its status (``done`` when no batch is
+    left open; ``failed`` at a sender error) and its last errors.  Deletion is race-safe: a
+    registration is deleted only if its token is still the one that was sent to (a token
+    refreshed meanwhile stays, counted as failed ``token_changed``).  A retry batch is
+    written only while the message is still being sent and no batch of it in this write had
+    a sender error (otherwise its registrations count as failed ``not_retried``).  Messages
+    are locked in id order, so two workers writing overlapping messages cannot deadlock."""
+    results = sorted(results, key=lambda r: r.batch_id)
+    inv = [
+        (r.batch_id, i, t)
+        for r in results
+        for i, t in zip(r.invalid_ids, r.invalid_tokens, strict=True)
+    ]
+    retry = [(r.batch_id, i) for r in results for i in r.retry_ids]
+    row = await pool.fetchrow(
+        _FINISH,
+        [r.batch_id for r in results],
+        [r.claim for r in results],
+        [r.delivered for r in results],
+        [r.failed for r in results],
+        [r.reasons for r in results],
+        [r.sender_error for r in results],
+        [r.retry_delay for r in results],
+        [b for b, _, _ in inv],
+        [i for _, i, _ in inv],
+        [t for _, _, t in inv],
+        [b for b, _ in retry],
+        [i for _, i in retry],
+    )
+    assert row is not None  # the final SELECT always returns one row
+    return Finished(
+        owned=list(row["owned"]),
+        statuses={int(k): v for k, v in row["statuses"].items()},
+        deleted={int(k): int(v) for k, v in row["deleted"].items()},
+        retries=list(
+            zip(row["retry_ids"], row["retry_platforms"], row["retry_delays"], strict=True)
+        ),
+    )
+
+
+_FINISH = """
+WITH input AS (
+    SELECT * FROM unnest($1::bigint[], $2::int[], $3::int[], $4::int[], $5::jsonb[],
+                         $6::text[], $7::float8[])
+        AS t(id, claim, delivered, failed, reasons, sender_error, retry_delay)
+), retry_in AS (
+    SELECT r.bid, array_agg(r.iid ORDER BY r.iid) AS ids
+    FROM unnest($11::bigint[], $12::bigint[]) AS r(bid, iid) GROUP BY r.bid
+), b AS (
+    UPDATE batches bt SET state = 'done', delivered = i.delivered, failed = i.failed,
+        retried = coalesce(cardinality(ri.ids), 0), finished_at = now(), lease_until = NULL
+    FROM input i LEFT JOIN retry_in ri ON ri.bid = i.id
+    WHERE bt.id = i.id AND bt.claims = i.claim AND bt.state = 'sending'
+    RETURNING bt.id, bt.message_id, bt.app_id, bt.platform, bt.attempt, bt.lane,
+              cardinality(bt.installation_ids) AS size, i.delivered, i.failed, i.reasons,
+              i.sender_error, i.retry_delay, ri.ids AS retry_ids
+), mm AS (
+    SELECT m.id, m.status IN ('queued', 'sending') AS open
+    FROM messages m WHERE m.id IN (SELECT message_id FROM b)
+    ORDER BY m.id
+    FOR UPDATE OF m
+), merr AS (
+    SELECT b.message_id, min(b.sender_error) AS sender_error FROM b GROUP BY b.message_id
+), del AS (
+    DELETE FROM installations i
+    USING unnest($8::bigint[], $9::bigint[], $10::text[]) AS d(bid, id, token), b
+    WHERE b.id = d.bid AND i.id = d.id AND i.token = d.token AND i.app_id = b.app_id
+    RETURNING d.bid
+), pb AS (
+    SELECT b.id, b.message_id, b.app_id, b.platform, b.attempt, b.lane, b.size,
+           b.delivered, b.failed, b.reasons, b.retry_delay, b.retry_ids,
+           (SELECT count(*) FROM del WHERE del.bid = b.id) AS deleted,
+           (SELECT count(*) FROM unnest($8::bigint[]) AS x(bid) WHERE x.bid = b.id) AS invalid_n,
+           coalesce(cardinality(b.retry_ids), 0) AS retry_n,
+           (b.retry_ids IS NOT NULL AND mm.open AND merr.sender_error IS NULL) AS retried
+    FROM b JOIN mm ON mm.id = b.message_id JOIN merr ON merr.message_id = b.message_id
+), retry AS (
+    INSERT INTO batches (message_id, app_id, platform, installation_ids, attempt, not_before,
+                         lane)
+    SELECT pb.message_id, pb.app_id, pb.platform, pb.retry_ids, pb.attempt + 1,
+           now() + make_interval(secs => pb.retry_delay), pb.lane
+    FROM pb WHERE pb.retried
+    RETURNING id, platform, lane, extract(epoch FROM not_before - now())::float8 AS delay
+), pm AS (
+    SELECT pb.message_id,
+           sum(pb.delivered) AS delivered,
+           sum(pb.failed) AS failed,
+           sum(pb.deleted) AS deleted,
+           sum(pb.invalid_n - pb.deleted) AS token_changed,
+           sum(CASE WHEN pb.retried THEN 0 ELSE pb.retry_n END) AS not_retried,
+           sum(CASE WHEN pb.retried THEN pb.retry_n ELSE 0 END)
+             - sum(CASE WHEN pb.attempt > 0 THEN pb.size ELSE 0 END) AS retrying_delta,
+           count(*) FILTER (WHERE pb.retried) - count(*) AS open_delta
+    FROM pb GROUP BY pb.message_id
+), rs AS (
+    SELECT x.message_id, jsonb_object_agg(x.key, x.n) AS counts
+    FROM (
+        SELECT pb.message_id, e.key, sum(e.value::bigint) AS n
+        FROM pb CROSS JOIN LATERAL jsonb_each_text(pb.reasons) AS e
+        GROUP BY pb.message_id, e.key
+    ) x GROUP BY x.message_id
+), upd AS (
+    UPDATE messages m SET
+        delivered = m.delivered + pm.delivered,
+        invalid_removed = m.invalid_removed + pm.deleted,
+        failed = m.failed + pm.failed + pm.token_changed + pm.not_retried,
+        retrying = m.retrying + pm.retrying_delta,
+        open_batches = m.open_batches + pm.open_delta,
+        failure_reasons = add_counts(m.failure_reasons, coalesce(rs.counts, '{}')
+            || jsonb_build_object('token_changed', pm.token_changed)
+            || jsonb_build_object('not_retried', pm.not_retried)),
+        errors = CASE WHEN merr.sender_error IS NULL THEN m.errors
+            ELSE (SELECT coalesce(jsonb_agg(e), '[]') FROM (
+                    SELECT e FROM jsonb_array_elements(m.errors || to_jsonb(merr.sender_error))
+                                  WITH ORDINALITY AS x(e, k)
+                    ORDER BY k DESC LIMIT {MAX_ERRORS}) last) END,
+        status = CASE
+            WHEN merr.sender_error IS NOT NULL AND m.status IN ('queued', 'sending')
+                THEN 'failed'
+            WHEN m.status IN ('queued', 'sending') AND m.planned
+                 AND m.open_batches + pm.open_delta = 0 THEN 'done'
+            ELSE m.status END,
+        finished_at = CASE
+            WHEN m.finished_at IS NULL AND (merr.sender_error IS NOT NULL OR (m.planned
+                 AND m.open_batches + pm.open_delta = 0)) THEN now()
+            ELSE m.finished_at END
+    FROM pm JOIN merr ON merr.message_id = pm.message_id
+         LEFT JOIN rs ON rs.message_id = pm.message_id
+    WHERE m.id = pm.message_id
+    RETURNING m.id, m.status
+)
+SELECT coalesce((SELECT array_agg(b.id ORDER BY b.id) FROM b), '{}') AS owned,
+       coalesce((SELECT jsonb_object_agg(upd.id::text, upd.status) FROM upd), '{}') AS statuses,
+       coalesce((SELECT jsonb_object_agg(x.bid::text, x.n)
+                 FROM (SELECT bid, count(*) AS n FROM del GROUP BY bid) x), '{}') AS deleted,
+       coalesce((SELECT array_agg(id ORDER BY id) FROM retry WHERE NOT lane), '{}')
+           AS retry_ids,
+       coalesce((SELECT array_agg(platform ORDER BY id) FROM retry WHERE NOT lane), '{}')
+           AS retry_platforms,
+       coalesce((SELECT array_agg(delay ORDER BY id) FROM retry WHERE NOT lane), '{}')
+           AS retry_delays
+""".replace("{MAX_ERRORS}", str(MAX_ERRORS))

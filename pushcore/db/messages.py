@@ -4,11 +4,24 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
+from pushcore.db.lane import plan_now
 from pushcore.db.pool import Pool, Record
 
 IDEMPOTENCY_HOURS = 24
+
+
+@dataclass(frozen=True, slots=True)
+class LanePlan:
+    """How to plan a small message at insert: its target kind and values (as the planner
+    takes them) and the batch size."""
+
+    kind: str
+    values: list[str]
+    batch_size: int
+
 
 COLUMNS = """
     m.id, m.public_id, m.status, m.targeted, m.delivered, m.invalid_removed, m.failed,
@@ -28,9 +41,12 @@ async def create(
     send_at: dt.datetime | None,
     ttl_seconds: int | None,
     idempotency_key: str | None,
+    lane: LanePlan | None = None,
 ) -> tuple[Record, bool]:
     """Insert the message; with an idempotency key seen in the last 24 hours, return that
-    message instead (``created`` False).  Keys older than 24 hours are released first."""
+    message instead (``created`` False).  Keys older than 24 hours are released first.
+    With ``lane``, the new message is planned in the same transaction (its lane batches
+    written, workers notified at commit)."""
     async with pool.acquire() as conn, conn.transaction():
         if idempotency_key is not None:
             await conn.execute(
@@ -64,6 +80,18 @@ async def create(
             idempotency_key,
         )
         if row is not None:
+            if lane is not None:
+                row = await plan_now(
+                    conn,
+                    message_id=row["id"],
+                    app_id=app_id,
+                    kind=lane.kind,
+                    values=lane.values,
+                    platforms=platforms,
+                    primary_only=primary_only,
+                    batch_size=lane.batch_size,
+                    columns=COLUMNS,
+                )
             return row, True
         existing = await conn.fetchrow(
             f"SELECT {COLUMNS} FROM messages m WHERE m.app_id = $1 AND m.idempotency_key = $2",

@@ -15,7 +15,7 @@ from pushcore.db.pool import Pool, Record
 
 # Installations a primary_only send reaches: anonymous ones, and for each user the primary
 # installation, or the most recently registered one when the user has chosen none.
-_PRIMARY = """
+PRIMARY_FILTER = """
     (NOT $7 OR i.user_id IS NULL OR i.id = coalesce(
         (SELECT u.primary_installation_id FROM users u WHERE u.id = i.user_id),
         (SELECT max(j.id) FROM installations j WHERE j.user_id = i.user_id AND j.push_enabled)))
@@ -101,7 +101,7 @@ async def keyset_page(
         WITH page AS (
             SELECT i.id, i.platform FROM installations i
             WHERE i.app_id = $4 AND i.platform = $9 AND i.push_enabled AND i.id > $5
-              {tag_filter} AND {_PRIMARY}
+              {tag_filter} AND {PRIMARY_FILTER}
             ORDER BY i.id LIMIT $10
         ) {_KEYSET_WRITE}
         """,
@@ -120,7 +120,7 @@ async def keyset_page(
     return row
 
 
-_LIST_SOURCES = {
+LIST_SOURCES = {
     # target kind -> (FROM ..., match condition on the chunk $5)
     "external_user_ids": (
         "users u JOIN installations i ON i.user_id = u.id",
@@ -156,13 +156,13 @@ async def list_page(
 ) -> Record:
     """One chunk of a list target (users, emails, phones or installations), resolved with
     ``= ANY`` in one statement whatever the chunk's length."""
-    source, condition = _LIST_SOURCES[kind]
+    source, condition = LIST_SOURCES[kind]
     row = await pool.fetchrow(
         f"""
         WITH page AS (
             SELECT DISTINCT i.id, i.platform FROM {source}
             WHERE {condition} AND i.push_enabled AND i.platform = ANY($8::text[])
-              AND {_PRIMARY}
+              AND {PRIMARY_FILTER}
         ) {_LIST_WRITE}
         """,
         message_id,

@@ -27,7 +27,9 @@ log = logging.getLogger(__name__)
 LIST_CHUNK = 5_000
 
 
-def _list_values(kind: TargetKind, target: Target) -> list[str]:
+def list_values(kind: TargetKind, target: Target) -> list[str]:
+    """The values of a list target as the planner resolves them: de-duplicated, emails
+    lower-cased."""
     values: list[Any] = getattr(target, kind.value)
     if kind is TargetKind.EMAILS:
         values = [v.lower() for v in values]
@@ -124,7 +126,7 @@ async def _plan_list(
     cursor: dict[str, Any],
     common: dict[str, Any],
 ) -> bool:
-    values = _list_values(kind, target)
+    values = list_values(kind, target)
     start = int(cursor.get("chunk", 0))
     for index in range(start, (len(values) + LIST_CHUNK - 1) // LIST_CHUNK):
         row = await queries.list_page(

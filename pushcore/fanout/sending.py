@@ -9,6 +9,7 @@ Registrations deleted or disabled since planning count as ``failed`` (reason ``g
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
@@ -81,9 +82,28 @@ async def send_batch(ctx: SendContext, batch_id: int) -> str | None:
     row = await queries.claim(ctx.pool, batch_id, ctx.settings.lease_seconds)
     if row is None:
         return None
+    result, tally = await _process(ctx, row)
+    done = await _finish(ctx, [row], [(result, tally)], started)
+    return done.statuses.get(row["message_id"]) if done.owned else None
+
+
+async def send_lane(ctx: SendContext) -> int:
+    """Claim due lane batches of any messages (up to PUSHCORE_LANE_CLAIM_BATCHES), send
+    them all at once and write their results in one statement; the number claimed."""
+    started = time.monotonic()
+    rows = await queries.claim_lane(
+        ctx.pool, ctx.settings.lane_claim_batches, ctx.settings.lease_seconds
+    )
+    if rows:
+        outcomes = await asyncio.gather(*(_process(ctx, row) for row in rows))
+        await _finish(ctx, rows, list(outcomes), started)
+    return len(rows)
+
+
+async def _process(ctx: SendContext, row: Record) -> tuple[queries.BatchResult, Tally]:
+    """Deliver one claimed batch (or decide it without sending) and tally the answers."""
     tally = Tally()
     tally.fail("gone", row["size"] - len(row["ids"]))
-    platform = row["platform"]
     if row["status"] not in ("queued", "sending"):
         tally.fail(f"message_{row['status']}", len(row["ids"]))
     elif row["expired"]:
@@ -99,9 +119,8 @@ async def send_batch(ctx: SendContext, batch_id: int) -> str | None:
             retry_after=tally.retry_after,
             rng=ctx.rng,
         )
-    done = await queries.finish(
-        ctx.pool,
-        batch_id=batch_id,
+    result = queries.BatchResult(
+        batch_id=row["id"],
         claim=row["claims"],
         delivered=tally.delivered,
         failed=tally.failed,
@@ -112,15 +131,31 @@ async def send_batch(ctx: SendContext, batch_id: int) -> str | None:
         retry_delay=delay,
         sender_error=tally.sender_error,
     )
-    label = registry.spec(platform).metrics_label
-    metrics.BATCH_SECONDS.labels(label).observe(time.monotonic() - started)
-    if done is None:
-        log.warning("batch %d: lease lost before the results were written", batch_id)
-        return None
-    metrics.record(label, tally.delivered, int(done["deleted"]), tally.reasons)
-    if done["retry_id"] is not None:
-        await ctx.enqueuer.batches([BatchJob(done["retry_id"], done["retry_platform"], delay)])
-    return str(done["status"])
+    return result, tally
+
+
+async def _finish(
+    ctx: SendContext,
+    rows: list[Record],
+    outcomes: list[tuple[queries.BatchResult, Tally]],
+    started: float,
+) -> queries.Finished:
+    """Write the results, count them, and enqueue the broadcast retry batches."""
+    done = await queries.finish(ctx.pool, [result for result, _ in outcomes])
+    owned = set(done.owned)
+    elapsed = time.monotonic() - started
+    for row, (result, tally) in zip(rows, outcomes, strict=True):
+        label = registry.spec(row["platform"]).metrics_label
+        metrics.BATCH_SECONDS.labels(label).observe(elapsed)
+        if result.batch_id not in owned:
+            log.warning("batch %d: lease lost before the results were written", row["id"])
+            continue
+        metrics.record(label, tally.delivered, done.deleted.get(result.batch_id, 0), tally.reasons)
+    if done.retries:
+        await ctx.enqueuer.batches(
+            [BatchJob(batch_id, platform, delay) for batch_id, platform, delay in done.retries]
+        )
+    return done
 
 
 def _rendered(ctx: SendContext, row: Record, provider: Provider[Any]) -> Any:

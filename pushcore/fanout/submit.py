@@ -1,6 +1,7 @@
 """Accepting a send: checks that need the app (credentials, payload sizes), then the message
-row.  Shared by the API route and the ``submit_message`` actor, so that a send enqueued
-directly on Dramatiq is checked exactly like one posted over HTTP."""
+row, planned at once when the target is small (the transactional lane).  Shared by the API
+route and the ``submit_message`` actor, so that a send enqueued directly on Dramatiq is
+checked exactly like one posted over HTTP."""
 
 from __future__ import annotations
 
@@ -11,17 +12,28 @@ import msgspec
 
 from pushcore.config import Settings
 from pushcore.db import messages as queries
+from pushcore.db.messages import LanePlan
 from pushcore.db.pool import Pool, Record
 from pushcore.fanout.errors import InvalidSend
+from pushcore.fanout.planning import list_values
+from pushcore.fanout.providers import ProviderCache
 from pushcore.fanout.request import SendRequestBase
+from pushcore.fanout.targets import TargetKind
 from pushcore.providers import registry
 from pushcore.providers.errors import CredentialsError, InvalidNotification, PayloadTooLarge
 
 EnqueuePlan = Callable[[int], Awaitable[None]]
 
 
-def check(request: SendRequestBase, app: Record, settings: Settings) -> list[str]:
-    """The platforms this message goes to; :class:`InvalidSend` when it cannot be sent."""
+def check(
+    request: SendRequestBase,
+    app: Record,
+    settings: Settings,
+    providers: ProviderCache | None = None,
+) -> list[str]:
+    """The platforms this message goes to; :class:`InvalidSend` when it cannot be sent.
+    ``providers`` caches the providers between calls (loading keys is most of a check's
+    cost); without it they are built for this call."""
     try:
         request.target.kind()
     except ValueError as exc:
@@ -41,7 +53,11 @@ def check(request: SendRequestBase, app: Record, settings: Settings) -> list[str
     for platform in wanted:
         spec = registry.spec(platform)
         try:
-            spec.make_provider(stored[platform], settings).render(notification)
+            if providers is None:
+                provider = spec.make_provider(stored[platform], settings)
+            else:  # the app's updated_at moves with every credentials change
+                provider = providers.get(app["id"], platform, app["updated_at"], stored[platform])
+            provider.render(notification)
         except PayloadTooLarge as exc:
             raise InvalidSend("notification", str(exc)) from None
         except InvalidNotification as exc:
@@ -51,11 +67,32 @@ def check(request: SendRequestBase, app: Record, settings: Settings) -> list[str
     return wanted
 
 
+def lane_plan(request: SendRequestBase, settings: Settings) -> LanePlan | None:
+    """The lane's plan when the send is small enough to plan at once: a list target of at
+    most PUSHCORE_LANE_MAX_TARGETS values, not scheduled.  Whole-app and tag targets, big
+    lists and scheduled sends go through the planner."""
+    kind = request.target.kind()
+    if kind in (TargetKind.ALL, TargetKind.TAGS) or request.send_at is not None:
+        return None
+    values = list_values(kind, request.target)
+    if len(values) > settings.lane_max_targets:
+        return None
+    return LanePlan(kind.value, values, settings.batch_size)
+
+
 async def submit(
-    pool: Pool, settings: Settings, app: Record, request: SendRequestBase, enqueue_plan: EnqueuePlan
+    pool: Pool,
+    settings: Settings,
+    app: Record,
+    request: SendRequestBase,
+    enqueue_plan: EnqueuePlan,
+    *,
+    providers: ProviderCache | None = None,
 ) -> tuple[Record, bool]:
-    """Check, store and enqueue the plan job; return (message row, created)."""
-    platforms = check(request, app, settings)
+    """Check, store and plan (lane) or enqueue the plan job; return (message row,
+    created)."""
+    platforms = check(request, app, settings, providers)
+    lane = lane_plan(request, settings)
     stored: dict[str, Any] = msgspec.to_builtins(request)
     row, created = await queries.create(
         pool,
@@ -67,8 +104,9 @@ async def submit(
         send_at=request.send_at,
         ttl_seconds=request.ttl(),
         idempotency_key=request.idempotency_key,
+        lane=lane,
     )
-    if created and row["status"] == "queued":
+    if created and lane is None and row["status"] == "queued":
         # If this enqueue is lost (Redis down), the reaper enqueues the plan job again.
         await enqueue_plan(row["id"])
     return row, created

@@ -191,6 +191,11 @@ class ApnsProvider:
             signer = ApnsTokenSigner.from_credentials(credentials)
         self.signer = signer
 
+    @property
+    def client_identity(self) -> tuple[str, str] | None:
+        c = self.credentials
+        return (c.certificate, c.private_key) if c.certificate is not None else None
+
     @classmethod
     def configured(cls, credentials: ApnsCredentials, settings: Settings) -> Self:
         """The provider at the origin the settings give for the credentials' environment."""

@@ -90,6 +90,13 @@ class Provider(Protocol[RenderedT]):
 
     name: str
 
+    @property
+    def client_identity(self) -> tuple[str, str] | None:
+        """(certificate PEM, key PEM) when the provider authenticates on the TLS connection
+        (APNs certificate auth): the transport must present it, so such an app needs
+        connections of its own.  None when requests carry their own authorization."""
+        ...
+
     def render(self, notification: Content) -> RenderedT:
         """Encode the notification once per message.  Raises ``PayloadTooLarge`` or
         ``InvalidNotification``; nothing has been sent then."""

@@ -157,6 +157,7 @@ class FcmProvider:
     """FCM for one app (one Firebase project).  ``base_url`` may point at the simulator."""
 
     name = "fcm"
+    client_identity: None = None  # requests carry their own authorization
 
     def __init__(
         self,

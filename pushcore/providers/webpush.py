@@ -93,6 +93,7 @@ class WebPushProvider:
     deterministic tests; ``allow_loopback`` admits simulator endpoints on 127.0.0.1."""
 
     name = "webpush"
+    client_identity: None = None  # requests carry their own authorization
 
     def __init__(
         self,

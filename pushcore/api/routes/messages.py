@@ -1,14 +1,27 @@
-"""Server-side message routes: send, show, list, cancel."""
+"""Server-side message routes: send (one, or a batch of up to 1,000), show, list, cancel."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
-from pushcore.api.errors import ApiError, invalid, not_found
+import msgspec
+
+from pushcore.api.errors import ApiError, from_validation, invalid, not_found
 from pushcore.api.routing import Call, Reply, Route
-from pushcore.api.schemas import Counts, MessageList, MessageOut
-from pushcore.api.state import ENQUEUER, POOL, SETTINGS
+from pushcore.api.schemas import (
+    MAX_SEND_BATCH,
+    Counts,
+    ErrorDetail,
+    MessageList,
+    MessageOut,
+    SendBatch,
+    SendBatchIn,
+    SendBatchResult,
+    SendResult,
+)
+from pushcore.api.state import ENQUEUER, POOL, PROVIDERS, SETTINGS
 from pushcore.db import apps as app_queries
 from pushcore.db import messages as queries
 from pushcore.db.pool import Record
@@ -54,15 +67,56 @@ def _message_id(call: Call) -> uuid.UUID:
 
 async def send(call: Call) -> Reply:
     body: SendRequestBase = call.body
-    app = call.request.app
-    row = await app_queries.get_app(app[POOL], call.server_app().code)
-    if row is None:
-        raise not_found("app")
+    row = await _app_row(call)
     try:
-        message, created = await submit(app[POOL], app[SETTINGS], row, body, app[ENQUEUER].plan)
+        message, created = await _submit(call, row, body)
     except InvalidSend as exc:
         raise invalid(exc.field, exc.message) from None
     return Reply(202 if created else 200, message_out(message))
+
+
+async def send_batch(call: Call) -> Reply:
+    """Each item is decoded, checked and stored on its own (its own transaction), so one
+    refused item refuses only itself; answers keep the items' order."""
+    body: SendBatchIn = call.body
+    row = await _app_row(call)
+    # a few at a time: each holds a pool connection for its insert
+    slots = asyncio.Semaphore(max(1, call.request.app[SETTINGS].db_pool_max // 2))
+
+    async def one(index: int, raw: msgspec.Raw) -> SendResult:
+        async with slots:
+            try:
+                request = msgspec.json.decode(raw, type=SendRequest)
+                message, created = await _submit(call, row, request)
+            except msgspec.ValidationError as exc:
+                return _refused(from_validation(exc), index)
+            except InvalidSend as exc:
+                return _refused(invalid(exc.field, exc.message), index)
+            return SendResult(status=202 if created else 200, message=message_out(message))
+
+    results = await asyncio.gather(*(one(i, raw) for i, raw in enumerate(body.messages)))
+    return Reply(200, SendBatchResult(results=list(results)))
+
+
+def _refused(error: ApiError, index: int) -> SendResult:
+    field = f"messages[{index}].{error.field}" if error.field else f"messages[{index}]"
+    return SendResult(
+        status=error.status, error=ErrorDetail(code=error.code, message=error.message, field=field)
+    )
+
+
+async def _app_row(call: Call) -> Record:
+    row = await app_queries.get_app(call.request.app[POOL], call.server_app().code)
+    if row is None:
+        raise not_found("app")
+    return row
+
+
+async def _submit(call: Call, row: Record, body: SendRequestBase) -> tuple[Record, bool]:
+    app = call.request.app
+    return await submit(
+        app[POOL], app[SETTINGS], row, body, app[ENQUEUER].plan, providers=app[PROVIDERS]
+    )
 
 
 async def show(call: Call) -> Reply:
@@ -112,6 +166,20 @@ ROUTES = [
         response=MessageOut,
         status=202,
         also=(200,),
+        errors=(401, 404, 413, 422),
+        tag="messages",
+        max_body=MAX_SEND_BODY,
+    ),
+    Route(
+        "POST",
+        MESSAGES + ":batch",
+        send_batch,
+        "server",
+        f"Send up to {MAX_SEND_BATCH} notifications in one call; each item is answered on its "
+        "own, in order, as the single send would answer it (202, 200 or 422 with its error)",
+        body=SendBatchIn,
+        documented_body=SendBatch,
+        response=SendBatchResult,
         errors=(401, 404, 413, 422),
         tag="messages",
         max_body=MAX_SEND_BODY,
