@@ -6,11 +6,14 @@
   alone runs the goal size, 1,000,000 devices;
 - ``benchmarks.registration``: the registration API (2 processes) under 32 concurrent
   clients for 20 s;
-- ``benchmarks.transport``: the delivery layer per provider and engine, side by side.
+- ``benchmarks.transport``: the delivery layer per provider and engine, side by side;
+- ``benchmarks.transactional``: 2,000 single-user sends from 32 clients on a registry of
+  20,000 devices (``transactional``), and again while a broadcast to 200,000 devices of
+  another app is going out (``transactional-during-broadcast``).
 
 Each writes its JSON (and PNG) under ``benchmarks/results/``; this prints the paths.
 
-    .venv/bin/python -m benchmarks [--only fanout,registration,transport]
+    .venv/bin/python -m benchmarks [--only fanout,registration,transport,transactional,...]
 """
 
 from __future__ import annotations
@@ -26,8 +29,10 @@ from typing import Any
 
 from benchmarks import registration, transport
 from benchmarks.fanout.cli import main as fanout_main
+from benchmarks.transactional.cli import main as transactional_main
 
 FANOUT_DEVICES = 200_000
+BROADCAST_DEVICES = 200_000  # the broadcast the transactional sends go out beside
 
 
 def _fanout() -> list[str]:
@@ -49,10 +54,22 @@ def _transport() -> list[str]:
     return [str(json.loads(line)["written"])]
 
 
+def _transactional() -> list[str]:
+    result = transactional_main([])
+    return [result["written"]["json"], result["written"]["png"]]
+
+
+def _transactional_during_broadcast() -> list[str]:
+    result = transactional_main(["--during-broadcast", str(BROADCAST_DEVICES)])
+    return [result["written"]["json"], result["written"]["png"]]
+
+
 STEPS: dict[str, Callable[[], list[str]]] = {
     "fanout": _fanout,
     "registration": _registration,
     "transport": _transport,
+    "transactional": _transactional,
+    "transactional-during-broadcast": _transactional_during_broadcast,
 }
 
 
