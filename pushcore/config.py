@@ -242,7 +242,7 @@ class Settings:
     )
     lane_linger_seconds: float = setting(
         "LANE_LINGER_SECONDS",
-        0.005,
+        0.02,
         _float(0.0, 1.0),
         "After a notification, how long a worker waits for more small messages before it "
         "claims (more per claim: fewer statements per message, this much more latency).",

@@ -18,11 +18,11 @@ from aiohttp import web
 from prometheus_client import Counter, Histogram
 
 from pushcore.api import openapi
-from pushcore.api.auth import ServerKeyCache
+from pushcore.api.auth import ServerKeyCache, TtlCache
 from pushcore.api.errors import ApiError
 from pushcore.api.routes import ROUTES
 from pushcore.api.routing import install
-from pushcore.api.state import ENQUEUER, POOL, PROVIDERS, SERVER_KEYS, SETTINGS
+from pushcore.api.state import APPS, ENQUEUER, POOL, PROVIDERS, SERVER_KEYS, SETTINGS
 from pushcore.config import Settings
 from pushcore.db.errors import DatabaseError
 from pushcore.db.pool import create_pool
@@ -108,6 +108,7 @@ def make_app(settings: Settings, enqueuer: Enqueuer | None = None) -> web.Applic
     app[SETTINGS] = settings
     app[SERVER_KEYS] = ServerKeyCache(settings.auth_cache_seconds)
     app[PROVIDERS] = ProviderCache(settings)
+    app[APPS] = TtlCache(settings.auth_cache_seconds, size=1000)
     app[openapi.DOCUMENT] = openapi.build(ROUTES)
     if enqueuer is None:
         # the Dramatiq implementation lives with the workers; imported here, not at module

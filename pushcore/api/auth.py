@@ -19,6 +19,7 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from aiohttp import web
 
@@ -29,6 +30,8 @@ INSTALLATION_SECRET_PREFIX = "pci_"  # noqa: S105 (a prefix)
 IDENTITY_SECRET_PREFIX = "pcid_"  # noqa: S105 (a prefix)
 # Bounds the cache: past this many distinct keys the oldest half is dropped.
 MAX_CACHED_KEYS = 10_000
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 def new_secret(prefix: str) -> str:
@@ -70,30 +73,36 @@ class AppRef:
     code: str
 
 
-class ServerKeyCache:
-    """digest → (app, time checked); bounded, per process."""
+class TtlCache(Generic[K, V]):
+    """key → (value, time stored), trusted for ``ttl`` seconds; bounded (half is dropped
+    when full), per process.  ``ttl`` 0 disables it."""
 
-    def __init__(self, ttl: float) -> None:
+    def __init__(self, ttl: float, size: int = MAX_CACHED_KEYS) -> None:
         self._ttl = ttl
-        self._entries: dict[bytes, tuple[AppRef, float]] = {}
+        self._size = size
+        self._entries: dict[K, tuple[V, float]] = {}
 
-    def get(self, key_digest: bytes) -> AppRef | None:
-        entry = self._entries.get(key_digest)
+    def get(self, key: K) -> V | None:
+        entry = self._entries.get(key)
         if entry is None:
             return None
-        app, checked = entry
-        if time.monotonic() - checked > self._ttl:
-            del self._entries[key_digest]
+        value, stored = entry
+        if time.monotonic() - stored > self._ttl:
+            del self._entries[key]
             return None
-        return app
+        return value
 
-    def put(self, key_digest: bytes, app: AppRef) -> None:
+    def put(self, key: K, value: V) -> None:
         if self._ttl <= 0:
             return
-        if len(self._entries) >= MAX_CACHED_KEYS:
-            for stale in list(self._entries)[: MAX_CACHED_KEYS // 2]:
+        if len(self._entries) >= self._size:
+            for stale in list(self._entries)[: self._size // 2]:
                 del self._entries[stale]
-        self._entries[key_digest] = (app, time.monotonic())
+        self._entries[key] = (value, time.monotonic())
 
     def clear(self) -> None:
         self._entries.clear()
+
+
+# server key digest → its app: a revocation reaches other API processes within the ttl
+ServerKeyCache = TtlCache[bytes, AppRef]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from pushcore.api.auth import ServerKeyCache
+from pushcore.api.auth import ServerKeyCache, TtlCache
 from pushcore.config import Settings
-from pushcore.db.pool import Pool
+from pushcore.db.pool import Pool, Record
 from pushcore.fanout.providers import ProviderCache
 from pushcore.fanout.queue import Enqueuer
 
@@ -15,3 +15,6 @@ POOL = web.AppKey("pool", Pool)
 SERVER_KEYS = web.AppKey("server_keys", ServerKeyCache)
 ENQUEUER = web.AppKey("enqueuer", Enqueuer)
 PROVIDERS = web.AppKey("providers", ProviderCache)  # the submit check's, per process
+# app_code → the app's row (credentials included) for the send routes; a credentials change
+# reaches other API processes within PUSHCORE_AUTH_CACHE_SECONDS, as a key revocation does
+APPS = web.AppKey("apps", TtlCache[str, Record])

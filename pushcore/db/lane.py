@@ -1,10 +1,9 @@
-"""The transactional lane's statements: plan a small message as it is inserted, and the
+"""The transactional lane's statements: insert a small message already planned, and the
 notification that wakes the workers.
 
-:func:`plan_now` runs in the transaction that inserts the message
-(:func:`pushcore.db.messages.create`): it resolves the target (the planner's own list
-sources and primary rule, :mod:`pushcore.db.planning`), writes one lane batch per platform,
-marks the message planned and ``sending`` (``done`` when nobody is reached) and notifies
+:func:`insert_planned` is one statement (one round trip, one commit): it resolves the
+target (the planner's own list sources and primary rule, :mod:`pushcore.db.planning`),
+inserts the message with its counters set, writes one lane batch per platform and notifies
 :data:`CHANNEL`; the notification is delivered at commit, so a worker never wakes for a
 message it cannot see yet.
 """
@@ -19,62 +18,71 @@ import asyncpg
 from pushcore.config import Settings
 from pushcore.db.errors import DatabaseUnavailable
 from pushcore.db.planning import LIST_SOURCES, PRIMARY_FILTER
-from pushcore.db.pool import Connection, Record
+from pushcore.db.pool import Connection, Pool, Record
 
 CHANNEL = "pushcore_lane"
 
 
-async def plan_now(
-    conn: Connection,
+async def insert_planned(
+    conn: Pool | Connection,
     *,
-    message_id: int,
     app_id: int,
-    kind: str,
-    values: list[str],
+    request: dict[str, Any],
+    notification: dict[str, Any],
     platforms: list[str],
     primary_only: bool,
+    ttl_seconds: int | None,
+    idempotency_key: str | None,
+    kind: str,
+    values: list[str],
     batch_size: int,
     columns: str,
-) -> Record:
-    """Plan the just-inserted message ``message_id`` onto lane batches; returns the
-    message's ``columns`` as they are afterwards."""
+) -> Record | None:
+    """Insert a message already planned, in one statement: its audience resolved (the
+    planner's list sources and primary rule), its lane batches written, its counters set,
+    ``sending`` (``done`` when nobody is reached), workers notified at commit.  None when
+    the idempotency key is held by another message (nothing written)."""
     source, condition = LIST_SOURCES[kind]
     row: Record | None = await conn.fetchrow(
         f"""
         WITH page AS (
             SELECT DISTINCT i.id, i.platform FROM {source}
-            WHERE {condition} AND i.push_enabled AND i.platform = ANY($6::text[])
+            WHERE {condition} AND i.push_enabled AND i.platform = ANY($3::text[])
               AND {PRIMARY_FILTER}
-        ), numbered AS (
-            SELECT id, platform,
-                   (row_number() OVER (PARTITION BY platform ORDER BY id) - 1) / $3 AS n
-            FROM page
+        ), groups AS (
+            SELECT platform, array_agg(id ORDER BY id) AS ids
+            FROM (SELECT id, platform,
+                         (row_number() OVER (PARTITION BY platform ORDER BY id) - 1) / $2 AS n
+                  FROM page) numbered
+            GROUP BY platform, n
+        ), m AS (
+            INSERT INTO messages AS m (app_id, status, request, notification, platforms,
+                primary_only, expires_at, idempotency_key, targeted, open_batches, planned,
+                started_at, finished_at)
+            SELECT $4, CASE WHEN EXISTS (SELECT 1 FROM groups) THEN 'sending' ELSE 'done' END,
+                $6, $8, $3, $7, now() + make_interval(secs => $9::double precision), $10,
+                (SELECT count(*) FROM page), (SELECT count(*) FROM groups), true, now(),
+                CASE WHEN EXISTS (SELECT 1 FROM groups) THEN NULL ELSE now() END
+            ON CONFLICT (app_id, idempotency_key) WHERE idempotency_key IS NOT NULL
+                DO NOTHING
+            RETURNING {columns}
         ), ins AS (
             INSERT INTO batches (message_id, app_id, platform, installation_ids, lane)
-            SELECT $1, $4, platform, array_agg(id ORDER BY id), $2::boolean
-            FROM numbered GROUP BY platform, n
-            RETURNING cardinality(installation_ids) AS size
-        ), upd AS (
-            UPDATE messages m SET
-                targeted = (SELECT coalesce(sum(size), 0) FROM ins),
-                open_batches = (SELECT count(*) FROM ins),
-                planned = true, started_at = now(),
-                status = CASE WHEN EXISTS (SELECT 1 FROM ins) THEN 'sending' ELSE 'done' END,
-                finished_at = CASE WHEN EXISTS (SELECT 1 FROM ins) THEN NULL ELSE now() END
-            WHERE m.id = $1
-            RETURNING {columns}
+            SELECT m.id, $4, g.platform, g.ids, $1::boolean FROM m, groups g
         )
-        SELECT upd.*, pg_notify('{CHANNEL}', '') IS NULL AS notified FROM upd
+        SELECT m.*, pg_notify('{CHANNEL}', '') IS NULL AS notified FROM m
         """,
-        message_id,
         True,
         batch_size,
+        platforms,
         app_id,
         values,
-        platforms,
+        request,
         primary_only,
+        notification,
+        ttl_seconds,
+        idempotency_key,
     )
-    assert row is not None  # the message was inserted in this transaction
     return row
 
 

@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from pushcore.db.lane import plan_now
+from pushcore.db.lane import insert_planned
 from pushcore.db.pool import Pool, Record
 
 IDEMPOTENCY_HOURS = 24
@@ -45,8 +45,27 @@ async def create(
 ) -> tuple[Record, bool]:
     """Insert the message; with an idempotency key seen in the last 24 hours, return that
     message instead (``created`` False).  Keys older than 24 hours are released first.
-    With ``lane``, the new message is planned in the same transaction (its lane batches
-    written, workers notified at commit)."""
+    With ``lane``, the message is inserted planned (its lane batches written, workers
+    notified at commit), in one statement when there is no idempotency key."""
+    planned: dict[str, Any] = {}
+    if lane is not None:
+        planned = {
+            "app_id": app_id,
+            "request": request,
+            "notification": notification,
+            "platforms": platforms,
+            "primary_only": primary_only,
+            "ttl_seconds": ttl_seconds,
+            "kind": lane.kind,
+            "values": lane.values,
+            "batch_size": lane.batch_size,
+            "columns": COLUMNS,
+        }
+        if idempotency_key is None:
+            # the common transactional send: one statement, no transaction block
+            row = await insert_planned(pool, idempotency_key=None, **planned)
+            assert row is not None  # no idempotency key, no conflict
+            return row, True
     async with pool.acquire() as conn, conn.transaction():
         if idempotency_key is not None:
             await conn.execute(
@@ -59,39 +78,31 @@ async def create(
                 idempotency_key,
                 IDEMPOTENCY_HOURS,
             )
-        row = await conn.fetchrow(
-            f"""
-            INSERT INTO messages AS m (app_id, status, request, notification, platforms,
-                                       primary_only, send_at, expires_at, idempotency_key)
-            VALUES ($1, CASE WHEN $6::timestamptz > now() THEN 'scheduled' ELSE 'queued' END,
-                    $2, $3, $4, $5, $6,
-                    coalesce($6, now()) + make_interval(secs => $7::double precision), $8)
-            ON CONFLICT (app_id, idempotency_key) WHERE idempotency_key IS NOT NULL
-                DO NOTHING
-            RETURNING {COLUMNS}
-            """,
-            app_id,
-            request,
-            notification,
-            platforms,
-            primary_only,
-            send_at,
-            ttl_seconds,
-            idempotency_key,
-        )
+        if lane is not None:
+            row = await insert_planned(conn, idempotency_key=idempotency_key, **planned)
+        else:
+            row = await conn.fetchrow(
+                f"""
+                INSERT INTO messages AS m (app_id, status, request, notification, platforms,
+                                           primary_only, send_at, expires_at, idempotency_key)
+                VALUES ($1,
+                        CASE WHEN $6::timestamptz > now() THEN 'scheduled' ELSE 'queued' END,
+                        $2, $3, $4, $5, $6,
+                        coalesce($6, now()) + make_interval(secs => $7::double precision), $8)
+                ON CONFLICT (app_id, idempotency_key) WHERE idempotency_key IS NOT NULL
+                    DO NOTHING
+                RETURNING {COLUMNS}
+                """,
+                app_id,
+                request,
+                notification,
+                platforms,
+                primary_only,
+                send_at,
+                ttl_seconds,
+                idempotency_key,
+            )
         if row is not None:
-            if lane is not None:
-                row = await plan_now(
-                    conn,
-                    message_id=row["id"],
-                    app_id=app_id,
-                    kind=lane.kind,
-                    values=lane.values,
-                    platforms=platforms,
-                    primary_only=primary_only,
-                    batch_size=lane.batch_size,
-                    columns=COLUMNS,
-                )
             return row, True
         existing = await conn.fetchrow(
             f"SELECT {COLUMNS} FROM messages m WHERE m.app_id = $1 AND m.idempotency_key = $2",

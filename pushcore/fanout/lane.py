@@ -8,7 +8,7 @@ retry batches coming due), lingers PUSHCORE_LANE_LINGER_SECONDS so that the mess
 burst share a claim, then claims up to PUSHCORE_LANE_CLAIM_BATCHES due lane batches of any
 messages (``FOR UPDATE SKIP LOCKED``: loops and processes split the backlog instead of
 waiting on each other), sends them at once and writes all their results in one statement
-(:func:`pushcore.fanout.sending.send_lane`).  While claims come back full it claims again at
+(:func:`pushcore.fanout.sending.send_claimed`).  While claims come back full it claims again at
 once.
 
 Nothing here goes through the broker, so a flushed Redis cannot lose a lane message, and a
@@ -31,7 +31,7 @@ from redis.exceptions import RedisError
 
 from pushcore.db import lane as lane_queries
 from pushcore.db.errors import DatabaseError
-from pushcore.fanout.sending import SendContext, send_lane
+from pushcore.fanout.sending import SendContext, claim_lane, send_claimed
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,7 @@ class Lane:
         self._tasks: list[asyncio.Task[None]] = []
         self._listener: asyncpg.Connection[Any] | None = None
         self._stopping = False
+        self._claiming = asyncio.Lock()
 
     async def start(self) -> None:
         try:
@@ -77,9 +78,23 @@ class Lane:
 
     async def _run(self, n: int) -> None:
         settings = self.ctx.settings
-        while not self._stopping:
+        backlog = False
+        while not self.stopping():
             try:
-                claimed = await send_lane(self.ctx)
+                # One loop of the process waits and claims at a time; the others send what
+                # they claimed meanwhile.  Without this every loop woken by the same
+                # notification claimed its slice of the same few messages (claims of one or
+                # two messages, two statements each); now the messages that arrive while
+                # one claim is being sent make the next claim.
+                async with self._claiming:
+                    if not backlog and not self.stopping():
+                        await self._wait(settings.lane_poll_seconds, settings.lane_linger_seconds)
+                    if self.stopping():
+                        return
+                    rows = await claim_lane(self.ctx)
+                backlog = len(rows) >= settings.lane_claim_batches  # full: claim again at once
+                if rows:
+                    await send_claimed(self.ctx, rows)
             except (
                 OSError,
                 asyncpg.PostgresError,
@@ -89,11 +104,11 @@ class Lane:
                 RedisError,
             ) as exc:
                 log.warning("lane loop %d: %s; pausing", n, exc)
+                backlog = False
                 await asyncio.sleep(ERROR_PAUSE)
-                continue
-            if claimed >= settings.lane_claim_batches:
-                continue  # a backlog: claim again at once
-            await self._wait(settings.lane_poll_seconds, settings.lane_linger_seconds)
+
+    def stopping(self) -> bool:
+        return self._stopping
 
     async def _wait(self, poll: float, linger: float) -> None:
         try:

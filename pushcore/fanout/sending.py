@@ -87,17 +87,18 @@ async def send_batch(ctx: SendContext, batch_id: int) -> str | None:
     return done.statuses.get(row["message_id"]) if done.owned else None
 
 
-async def send_lane(ctx: SendContext) -> int:
-    """Claim due lane batches of any messages (up to PUSHCORE_LANE_CLAIM_BATCHES), send
-    them all at once and write their results in one statement; the number claimed."""
-    started = time.monotonic()
-    rows = await queries.claim_lane(
+async def claim_lane(ctx: SendContext) -> list[Record]:
+    """Claim due lane batches of any messages (up to PUSHCORE_LANE_CLAIM_BATCHES)."""
+    return await queries.claim_lane(
         ctx.pool, ctx.settings.lane_claim_batches, ctx.settings.lease_seconds
     )
-    if rows:
-        outcomes = await asyncio.gather(*(_process(ctx, row) for row in rows))
-        await _finish(ctx, rows, list(outcomes), started)
-    return len(rows)
+
+
+async def send_claimed(ctx: SendContext, rows: list[Record]) -> None:
+    """Send claimed lane batches all at once and write their results in one statement."""
+    started = time.monotonic()
+    outcomes = await asyncio.gather(*(_process(ctx, row) for row in rows))
+    await _finish(ctx, rows, list(outcomes), started)
 
 
 async def _process(ctx: SendContext, row: Record) -> tuple[queries.BatchResult, Tally]:

@@ -21,7 +21,7 @@ from pushcore.api.schemas import (
     KeyList,
     KeyOut,
 )
-from pushcore.api.state import POOL, SERVER_KEYS
+from pushcore.api.state import APPS, POOL, SERVER_KEYS
 from pushcore.db import apps as queries
 from pushcore.db.pool import Record
 from pushcore.providers import registry
@@ -116,6 +116,7 @@ async def patch_app(call: Call) -> Reply:
     )
     if row is None:
         raise not_found("app")
+    call.request.app[APPS].clear()  # this process sends with the new credentials at once
     return Reply(200, AppOut(**app_out(row)))
 
 

@@ -21,7 +21,7 @@ from pushcore.api.schemas import (
     SendBatchResult,
     SendResult,
 )
-from pushcore.api.state import ENQUEUER, POOL, PROVIDERS, SETTINGS
+from pushcore.api.state import APPS, ENQUEUER, POOL, PROVIDERS, SETTINGS
 from pushcore.db import apps as app_queries
 from pushcore.db import messages as queries
 from pushcore.db.pool import Record
@@ -106,9 +106,14 @@ def _refused(error: ApiError, index: int) -> SendResult:
 
 
 async def _app_row(call: Call) -> Record:
-    row = await app_queries.get_app(call.request.app[POOL], call.server_app().code)
+    code = call.server_app().code
+    cache = call.request.app[APPS]
+    row = cache.get(code)
     if row is None:
-        raise not_found("app")
+        row = await app_queries.get_app(call.request.app[POOL], code)
+        if row is None:
+            raise not_found("app")
+        cache.put(code, row)
     return row
 
 
