@@ -247,6 +247,13 @@ class Settings:
         "After a notification, how long a worker waits for more small messages before it "
         "claims (more per claim: fewer statements per message, this much more latency).",
     )
+    lane_priority_wait_seconds: float = setting(
+        "LANE_PRIORITY_WAIT_SECONDS",
+        0.5,
+        _float(0.0, 60.0),
+        "While the lane has work in a worker process, a campaign batch about to be sent "
+        "there waits for it at most this long (0: no priority for the lane).",
+    )
     lane_max_in_flight: int = setting(
         "LANE_MAX_IN_FLIGHT",
         500,

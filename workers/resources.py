@@ -30,6 +30,7 @@ from pushcore.config import Settings
 from pushcore.db.pool import create_pool
 from pushcore.fanout import metrics, reaper
 from pushcore.fanout.lane import Lane
+from pushcore.fanout.priority import LanePriority
 from pushcore.fanout.providers import ProviderCache
 from pushcore.fanout.sending import SendContext
 from pushcore.providers import registry
@@ -126,15 +127,18 @@ class WorkerResources(dramatiq.Middleware):
         pool = await create_pool(self.settings)
         metrics.declare_platforms()
         s = self.settings
+        priority = LanePriority(s.lane_priority_wait_seconds)
         self._context = SendContext(
             pool=pool,
             settings=s,
             transports=ProcessTransports(s, max_in_flight=s.max_in_flight),
             enqueuer=DramatiqEnqueuer(broker),
             providers=ProviderCache(s),
+            priority=priority,
         )
         lane_transports = ProcessTransports(s, max_in_flight=s.lane_max_in_flight)
-        self._lane = Lane(dataclasses.replace(self._context, transports=lane_transports))
+        lane_ctx = dataclasses.replace(self._context, transports=lane_transports, priority=None)
+        self._lane = Lane(lane_ctx, priority)
         await self._lane.start()
         self._reaper = asyncio.get_running_loop().create_task(
             reaper.run(pool, self.settings, self._context.enqueuer, partial(_depths, broker))

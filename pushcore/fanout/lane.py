@@ -31,6 +31,7 @@ from redis.exceptions import RedisError
 
 from pushcore.db import lane as lane_queries
 from pushcore.db.errors import DatabaseError
+from pushcore.fanout.priority import LanePriority
 from pushcore.fanout.sending import SendContext, claim_lane, send_claimed
 
 log = logging.getLogger(__name__)
@@ -41,8 +42,9 @@ ERROR_PAUSE = 1.0  # seconds a loop waits after the database failed it
 class Lane:
     """The lane loops of one worker process and the connection that wakes them."""
 
-    def __init__(self, ctx: SendContext) -> None:
+    def __init__(self, ctx: SendContext, priority: LanePriority) -> None:
         self.ctx = ctx
+        self.priority = priority
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._listener: asyncpg.Connection[Any] | None = None
@@ -91,10 +93,12 @@ class Lane:
                         await self._wait(settings.lane_poll_seconds, settings.lane_linger_seconds)
                     if self.stopping():
                         return
-                    rows = await claim_lane(self.ctx)
+                    with self.priority.busy():
+                        rows = await claim_lane(self.ctx)
                 backlog = len(rows) >= settings.lane_claim_batches  # full: claim again at once
                 if rows:
-                    await send_claimed(self.ctx, rows)
+                    with self.priority.busy():
+                        await send_claimed(self.ctx, rows)
             except (
                 OSError,
                 asyncpg.PostgresError,

@@ -25,6 +25,7 @@ from pushcore.db.pool import Pool, Record
 from pushcore.fanout import metrics
 from pushcore.fanout.backoff import retry_delay
 from pushcore.fanout.delivery import deliver
+from pushcore.fanout.priority import LanePriority
 from pushcore.fanout.providers import ProviderCache
 from pushcore.fanout.queue import BatchJob, Enqueuer
 from pushcore.providers import registry
@@ -54,6 +55,7 @@ class SendContext:
     transports: Transports
     enqueuer: Enqueuer
     providers: ProviderCache
+    priority: LanePriority | None = None  # the lane's priority over campaign batches
     rng: random.Random = field(default_factory=random.Random)
     rendered: OrderedDict[tuple[int, str], Any] = field(default_factory=OrderedDict)
 
@@ -79,6 +81,8 @@ async def send_batch(ctx: SendContext, batch_id: int) -> str | None:
     """Process one batch message; return the message's status after it, or None when the
     batch was not ours to send (finished, held by another worker, not yet due)."""
     started = time.monotonic()
+    if ctx.priority is not None:
+        await ctx.priority.yield_to_lane()  # before the claim: the lease starts after it
     row = await queries.claim(ctx.pool, batch_id, ctx.settings.lease_seconds)
     if row is None:
         return None
