@@ -52,7 +52,13 @@ def declare(
         try:
             decoded = msgspec.convert(request, SendRequest)
             await submit(
-                ctx.pool, ctx.settings, app, decoded, ctx.enqueuer.plan, providers=ctx.providers
+                ctx.pool,
+                ctx.settings,
+                app,
+                decoded,
+                ctx.enqueuer.plan,
+                providers=ctx.providers,
+                wake_lane=ctx.waker.poke if ctx.waker is not None else None,
             )
         except (msgspec.ValidationError, InvalidSend) as exc:
             log.warning("submit_message for %s refused: %s", app_code, exc)

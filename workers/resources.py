@@ -27,6 +27,7 @@ import dramatiq
 from dramatiq.asyncio import get_event_loop_thread
 
 from pushcore.config import Settings
+from pushcore.db.lane import Waker
 from pushcore.db.pool import create_pool
 from pushcore.fanout import metrics, reaper
 from pushcore.fanout.lane import Lane
@@ -135,6 +136,7 @@ class WorkerResources(dramatiq.Middleware):
             enqueuer=DramatiqEnqueuer(broker),
             providers=ProviderCache(s),
             priority=priority,
+            waker=Waker(pool),
         )
         lane_transports = ProcessTransports(s, max_in_flight=s.lane_max_in_flight)
         lane_ctx = dataclasses.replace(self._context, transports=lane_transports, priority=None)
@@ -183,6 +185,8 @@ class WorkerResources(dramatiq.Middleware):
             transports = self._context.transports
             if isinstance(transports, ProcessTransports):
                 await transports.aclose()
+            if self._context.waker is not None:
+                await self._context.waker.aclose()
             await self._context.pool.close()
             self._context = None
 

@@ -22,9 +22,18 @@ from pushcore.api.auth import ServerKeyCache, TtlCache
 from pushcore.api.errors import ApiError
 from pushcore.api.routes import ROUTES
 from pushcore.api.routing import install
-from pushcore.api.state import APPS, ENQUEUER, POOL, PROVIDERS, SERVER_KEYS, SETTINGS
+from pushcore.api.state import (
+    APPS,
+    ENQUEUER,
+    LANE_WAKER,
+    POOL,
+    PROVIDERS,
+    SERVER_KEYS,
+    SETTINGS,
+)
 from pushcore.config import Settings
 from pushcore.db.errors import DatabaseError
+from pushcore.db.lane import Waker
 from pushcore.db.pool import create_pool
 from pushcore.fanout.providers import ProviderCache
 from pushcore.fanout.queue import Enqueuer
@@ -122,7 +131,9 @@ def make_app(settings: Settings, enqueuer: Enqueuer | None = None) -> web.Applic
 
     async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
         app[POOL] = await create_pool(settings)
+        app[LANE_WAKER] = Waker(app[POOL])
         yield
+        await app[LANE_WAKER].aclose()
         await app[POOL].close()
 
     async def enqueuer_ctx(app: web.Application) -> AsyncIterator[None]:

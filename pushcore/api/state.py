@@ -6,6 +6,7 @@ from aiohttp import web
 
 from pushcore.api.auth import ServerKeyCache, TtlCache
 from pushcore.config import Settings
+from pushcore.db.lane import Waker
 from pushcore.db.pool import Pool, Record
 from pushcore.fanout.providers import ProviderCache
 from pushcore.fanout.queue import Enqueuer
@@ -18,3 +19,4 @@ PROVIDERS = web.AppKey("providers", ProviderCache)  # the submit check's, per pr
 # app_code → the app's row (credentials included) for the send routes; a credentials change
 # reaches other API processes within PUSHCORE_AUTH_CACHE_SECONDS, as a key revocation does
 APPS = web.AppKey("apps", TtlCache[str, Record])
+LANE_WAKER = web.AppKey("lane_waker", Waker)  # NOTIFY after lane sends, coalesced

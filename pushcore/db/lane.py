@@ -3,13 +3,19 @@ notification that wakes the workers.
 
 :func:`insert_planned` is one statement (one round trip, one commit): it resolves the
 target (the planner's own list sources and primary rule, :mod:`pushcore.db.planning`),
-inserts the message with its counters set, writes one lane batch per platform and notifies
-:data:`CHANNEL`; the notification is delivered at commit, so a worker never wakes for a
-message it cannot see yet.
+inserts the message with its counters set and writes one lane batch per platform.  The
+workers are woken by :data:`CHANNEL` notifications sent after it commits by a
+:class:`Waker`, at most one in flight per process: ``NOTIFY`` takes a cluster-wide lock
+that is held through its transaction's commit flush, so a notification inside every insert
+made concurrent sends commit one at a time (seen in ``pg_stat_activity`` as commits
+waiting on ``Lock/object``).  A notification lost (the waker's statement failed) costs at
+most PUSHCORE_LANE_POLL_SECONDS: the workers poll.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -40,8 +46,8 @@ async def insert_planned(
 ) -> Record | None:
     """Insert a message already planned, in one statement: its audience resolved (the
     planner's list sources and primary rule), its lane batches written, its counters set,
-    ``sending`` (``done`` when nobody is reached), workers notified at commit.  None when
-    the idempotency key is held by another message (nothing written)."""
+    ``sending`` (``done`` when nobody is reached).  None when the idempotency key is held
+    by another message (nothing written).  Wake the workers afterwards (:class:`Waker`)."""
     source, condition = LIST_SOURCES[kind]
     row: Record | None = await conn.fetchrow(
         f"""
@@ -70,7 +76,7 @@ async def insert_planned(
             INSERT INTO batches (message_id, app_id, platform, installation_ids, lane)
             SELECT m.id, $4, g.platform, g.ids, $1::boolean FROM m, groups g
         )
-        SELECT m.*, pg_notify('{CHANNEL}', '') IS NULL AS notified FROM m
+        SELECT m.* FROM m
         """,
         True,
         batch_size,
@@ -97,3 +103,38 @@ async def listen(settings: Settings, on_notify: Callable[[], None]) -> asyncpg.C
     except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
         raise DatabaseUnavailable(f"cannot listen for lane notifications: {exc}") from exc
     return conn
+
+
+log = logging.getLogger(__name__)
+
+
+class Waker:
+    """Wakes the lane loops after lane messages were committed: :meth:`poke` after each;
+    bursts coalesce into one ``NOTIFY`` at a time per process.  Call :meth:`aclose` at
+    shutdown."""
+
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+        self._again = False
+        self._task: asyncio.Task[None] | None = None
+
+    def poke(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._again = True  # one more notification after the one in flight
+            return
+        self._task = asyncio.get_running_loop().create_task(self._notify())
+
+    async def _notify(self) -> None:
+        while True:
+            self._again = False
+            try:
+                await self._pool.execute("SELECT pg_notify($1, '')", CHANNEL)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+                log.warning("lane notification not sent (%s); workers will poll", exc)
+                return
+            if not self._again:
+                return
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)

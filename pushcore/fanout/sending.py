@@ -21,6 +21,7 @@ import msgspec
 
 from pushcore.config import Settings
 from pushcore.db import batches as queries
+from pushcore.db.lane import Waker
 from pushcore.db.pool import Pool, Record
 from pushcore.fanout import metrics
 from pushcore.fanout.backoff import retry_delay
@@ -56,6 +57,7 @@ class SendContext:
     enqueuer: Enqueuer
     providers: ProviderCache
     priority: LanePriority | None = None  # the lane's priority over campaign batches
+    waker: Waker | None = None  # wakes lane loops after a submit_message of a small send
     rng: random.Random = field(default_factory=random.Random)
     rendered: OrderedDict[tuple[int, str], Any] = field(default_factory=OrderedDict)
 

@@ -88,6 +88,7 @@ async def submit(
     enqueue_plan: EnqueuePlan,
     *,
     providers: ProviderCache | None = None,
+    wake_lane: Callable[[], None] | None = None,
 ) -> tuple[Record, bool]:
     """Check, store and plan (lane) or enqueue the plan job; return (message row,
     created)."""
@@ -106,6 +107,8 @@ async def submit(
         idempotency_key=request.idempotency_key,
         lane=lane,
     )
+    if created and lane is not None and wake_lane is not None:
+        wake_lane()  # committed: the lane loops may claim it now (they poll besides)
     if created and lane is None and row["status"] == "queued":
         # If this enqueue is lost (Redis down), the reaper enqueues the plan job again.
         await enqueue_plan(row["id"])

@@ -21,7 +21,7 @@ from pushcore.api.schemas import (
     SendBatchResult,
     SendResult,
 )
-from pushcore.api.state import APPS, ENQUEUER, POOL, PROVIDERS, SETTINGS
+from pushcore.api.state import APPS, ENQUEUER, LANE_WAKER, POOL, PROVIDERS, SETTINGS
 from pushcore.db import apps as app_queries
 from pushcore.db import messages as queries
 from pushcore.db.pool import Record
@@ -120,7 +120,13 @@ async def _app_row(call: Call) -> Record:
 async def _submit(call: Call, row: Record, body: SendRequestBase) -> tuple[Record, bool]:
     app = call.request.app
     return await submit(
-        app[POOL], app[SETTINGS], row, body, app[ENQUEUER].plan, providers=app[PROVIDERS]
+        app[POOL],
+        app[SETTINGS],
+        row,
+        body,
+        app[ENQUEUER].plan,
+        providers=app[PROVIDERS],
+        wake_lane=app[LANE_WAKER].poke,
     )
 
 
