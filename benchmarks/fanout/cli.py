@@ -52,18 +52,28 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--naive-sample", type=int, default=20_000)
     parser.add_argument("--interval", type=float, default=0.5, help="sampling period, s")
     parser.add_argument("--timeout", type=float, default=1800, help="longest wait for done, s")
-    parser.add_argument("--database-url", default=DEFAULT_DB)
-    parser.add_argument("--redis-url", default=DEFAULT_REDIS)
+    add_stack_arguments(
+        parser, DEFAULT_DB, DEFAULT_REDIS, "the API, the workers and the bare baseline"
+    )
+    parser.add_argument("--label", default="", help="file name part: fanout-<label>-<date>")
+    return parser
+
+
+def add_stack_arguments(
+    parser: argparse.ArgumentParser, database_url: str, redis_url: str, set_for: str
+) -> None:
+    """The options of a benchmark that runs the whole stack (shared by the fan-out and
+    transactional benchmarks): its stores, ``--set`` settings and where results go."""
+    parser.add_argument("--database-url", default=database_url)
+    parser.add_argument("--redis-url", default=redis_url)
     parser.add_argument(
         "--set",
         action="append",
         default=[],
         metavar="PUSHCORE_NAME=VALUE",
-        help="a setting for the API, the workers and the bare baseline (repeatable)",
+        help=f"a setting for {set_for} (repeatable)",
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="directory for JSON and PNG")
-    parser.add_argument("--label", default="", help="file name part: fanout-<label>-<date>")
-    return parser
 
 
 def _write(result: dict[str, Any], directory: Path, label: str) -> Path:

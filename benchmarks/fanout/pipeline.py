@@ -9,6 +9,7 @@ import asyncio
 import secrets
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +31,22 @@ WORKERS_BOOT_TIMEOUT = 60.0
 SETTLE_TIMEOUT = 600.0
 
 
+# what a benchmark measures once its stack runs: (args, settings, env, pool, sims, children)
+Measure = Callable[
+    [argparse.Namespace, Settings, dict[str, str], Pool, Simulators, campaign.Processes],
+    Awaitable[dict[str, Any]],
+]
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     """The benchmark as ``args`` asks; every process it started is stopped on the way out."""
+    return await with_stack(args, _measure)
+
+
+async def with_stack(args: argparse.Namespace, measure: Measure) -> dict[str, Any]:
+    """Fresh database and Redis database, the granian simulators and a process set for
+    ``pushcore api`` and the workers (started by ``measure``), all stopped on the way out
+    whatever ``measure`` raises.  Shared by the fan-out and transactional benchmarks."""
     tuning = report.tuning_of(args)
     settings = load_settings(
         environ=tuning,
@@ -48,7 +63,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         async with Simulators.start(engine="granian", ca_dir=campaign.CA_DIR) as sims:
             env = {**campaign._env(settings, sims), **tuning}
             try:
-                return await _measure(args, settings, env, pool, sims, children)
+                return await measure(args, settings, env, pool, sims, children)
             finally:
                 # before the simulators: granian waits for the workers' open connections
                 await asyncio.to_thread(children.stop)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import benchmarks.transactional
-from benchmarks.fanout.cli import RESULTS
+from benchmarks.fanout.cli import add_stack_arguments
 from benchmarks.transactional.load import MAX_BATCH
 from benchmarks.transactional.plot import plot
 from benchmarks.transactional.report import summary
@@ -96,16 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--interval", type=float, default=0.25, help="sampling period, s")
     parser.add_argument("--timeout", type=float, default=600, help="longest wait for final, s")
-    parser.add_argument("--database-url", default=DEFAULT_DB)
-    parser.add_argument("--redis-url", default=DEFAULT_REDIS)
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="PUSHCORE_NAME=VALUE",
-        help="a setting for the API and the workers (repeatable)",
-    )
-    parser.add_argument("--out", type=Path, default=RESULTS, help="directory for JSON and PNG")
+    add_stack_arguments(parser, DEFAULT_DB, DEFAULT_REDIS, "the API and the workers")
     parser.add_argument(
         "--label",
         default=None,

@@ -6,8 +6,6 @@ then the measured run, the checks and the report, in that order."""
 from __future__ import annotations
 
 import argparse
-import asyncio
-import secrets
 import sys
 import time
 from dataclasses import dataclass
@@ -16,11 +14,10 @@ from typing import Any
 import aiohttp
 
 from benchmarks.fanout import pipeline, statements
-from benchmarks.fanout import report as fanout_report
 from benchmarks.fanout.broadcast import App
 from benchmarks.transactional import checks, load, measure, report
-from pushcore.config import Settings, load_settings
-from pushcore.db.pool import Pool, create_pool
+from pushcore.config import Settings
+from pushcore.db.pool import Pool
 from pushcore.demo import campaign
 from pushcore.demo.seed import SEED_TIMEOUT, Seeded, seed, sim_key
 from pushcore.gateways.simulators import Simulators
@@ -64,29 +61,7 @@ class Stage:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     """The benchmark as ``args`` asks; every process it started is stopped on the way out."""
-    tuning = fanout_report.tuning_of(args)
-    settings = load_settings(
-        environ=tuning,
-        database_url=args.database_url,
-        redis_url=args.redis_url,
-        admin_token="bench-" + secrets.token_urlsafe(16),
-        log_level="WARNING",
-    )
-    await asyncio.to_thread(pipeline._fresh_stores, settings)
-    pool = await create_pool(settings, max_size=3)
-    pipeline.LOG_DIR.mkdir(parents=True, exist_ok=True)
-    children = campaign.Processes(pipeline.LOG_DIR)
-    try:
-        async with Simulators.start(engine="granian", ca_dir=campaign.CA_DIR) as sims:
-            env = {**campaign._env(settings, sims), **tuning}
-            try:
-                return await _staged(args, settings, env, pool, sims, children)
-            finally:
-                # before the simulators: granian waits for the workers' open connections
-                await asyncio.to_thread(children.stop)
-    finally:
-        children.stop()  # a no-op when already stopped (also covers a failed start)
-        await pool.close()
+    return await pipeline.with_stack(args, _staged)
 
 
 async def _staged(
