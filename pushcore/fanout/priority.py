@@ -37,10 +37,13 @@ class LanePriority:
             if self._active == 0:
                 self._idle.set()
 
+    def idle(self) -> bool:
+        return self._active == 0
+
     async def yield_to_lane(self) -> None:
         """What a campaign batch awaits before sending: returns at once when the lane is
         idle, else when it goes idle or after ``max_wait`` seconds."""
-        if self._active == 0 or self.max_wait <= 0:
+        if self.idle() or self.max_wait <= 0:
             return
         loop = asyncio.get_running_loop()
         started = loop.time()

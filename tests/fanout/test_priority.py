@@ -29,12 +29,13 @@ async def test_a_campaign_batch_waits_for_a_busy_lane_then_goes() -> None:
 
 
 async def test_the_wait_is_bounded_so_the_campaign_progresses() -> None:
-    priority = LanePriority(max_wait=0.05)
+    """A lane that never goes idle does not stop the campaign: it is let through while
+    the lane is still busy."""
+    priority = LanePriority(max_wait=0.01)
     with priority.busy():
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        await priority.yield_to_lane()
-        assert 0.04 <= loop.time() - started < 1.0
+        await priority.yield_to_lane()  # returns (a lane without bound would hang here)
+        assert not priority.idle()
+    assert priority.idle()
 
 
 async def test_an_idle_lane_costs_nothing() -> None:

@@ -91,6 +91,53 @@ async def test_send_bad_input(
     assert listed["messages"] == []
 
 
+@pytest.mark.parametrize(("body", "status", "field"), CASES)
+async def test_batch_answers_each_bad_send_like_the_single_route(
+    api: Client, campaign: Campaign, body: dict[str, Any], status: int, field: str | None
+) -> None:
+    """Every row of the table, as the second item of a batch: the batch answers 200, that
+    item carries the single route's status and field (under ``messages[1]``), the good
+    first item is accepted and only it is stored."""
+    good = {"target": {"external_user_ids": ["nobody"]}, "notification": NOTE}
+    resp = await api.post(
+        f"/v1/apps/{campaign.code}/messages:batch",
+        json={"messages": [good, body]},
+        headers=campaign.server,
+    )
+    answer = await resp.json()
+    assert resp.status == 200, answer
+    first, second = answer["results"]
+    assert first["status"] == 202, first
+    assert second["status"] == status, second
+    expected = f"messages[1].{field}" if field else "messages[1]"
+    assert second["error"]["field"] == expected, second
+    listed = await (
+        await api.get(f"/v1/apps/{campaign.code}/messages", headers=campaign.server)
+    ).json()
+    assert [m["message_id"] for m in listed["messages"]] == [first["message"]["message_id"]]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "messages"),
+        ({"messages": []}, "messages"),
+        ({"messages": "all"}, "messages"),
+        ({"messages": [{}] * 1001}, "messages"),
+        ({"messages": [{}], "surprise": 1}, "surprise"),
+    ],
+)
+async def test_batch_envelope_bad_input(
+    api: Client, campaign: Campaign, body: dict[str, Any], field: str
+) -> None:
+    resp = await api.post(
+        f"/v1/apps/{campaign.code}/messages:batch", json=body, headers=campaign.server
+    )
+    answer = await resp.json()
+    assert resp.status == 422, answer
+    assert answer["error"]["field"] == field, answer
+
+
 async def test_platform_without_credentials_is_refused(api: Client) -> None:
     from tests.registry.helpers import App
 
