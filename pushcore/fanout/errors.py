@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import asyncpg
+from redis.exceptions import RedisError
+
 from pushcore.errors import PushcoreError
+
+# What a worker's background loop (the reaper, the lane) survives and retries later: the
+# database or the broker gone for a while, a timeout.  Anything else is a bug and ends it.
+TRANSIENT = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError, RedisError)
 
 
 class FanoutError(PushcoreError):

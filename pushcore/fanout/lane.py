@@ -27,10 +27,10 @@ import logging
 from typing import Any
 
 import asyncpg
-from redis.exceptions import RedisError
 
 from pushcore.db import lane as lane_queries
 from pushcore.db.errors import DatabaseError
+from pushcore.fanout.errors import TRANSIENT
 from pushcore.fanout.priority import LanePriority
 from pushcore.fanout.sending import SendContext, claim_lane, send_claimed
 
@@ -99,14 +99,7 @@ class Lane:
                 if rows:
                     with self.priority.busy():
                         await send_claimed(self.ctx, rows)
-            except (
-                OSError,
-                asyncpg.PostgresError,
-                asyncpg.InterfaceError,
-                TimeoutError,
-                DatabaseError,
-                RedisError,
-            ) as exc:
+            except TRANSIENT as exc:
                 log.warning("lane loop %d: %s; pausing", n, exc)
                 backlog = False
                 await asyncio.sleep(ERROR_PAUSE)

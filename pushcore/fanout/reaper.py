@@ -15,14 +15,12 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-import asyncpg
-from redis.exceptions import RedisError
-
 from pushcore.config import Settings
 from pushcore.db import reaping
 from pushcore.db.maintenance import prune_stale
 from pushcore.db.pool import Connection, Pool
 from pushcore.fanout import metrics
+from pushcore.fanout.errors import TRANSIENT
 from pushcore.fanout.queue import BatchJob, Enqueuer
 
 log = logging.getLogger(__name__)
@@ -76,12 +74,6 @@ async def run(
             async with pool.acquire() as conn, conn.transaction():
                 if await reaping.try_lock(conn):
                     await _due_passes(conn, pool, settings, enqueuer, depths)
-        except (
-            OSError,
-            asyncpg.PostgresError,
-            asyncpg.InterfaceError,
-            TimeoutError,
-            RedisError,
-        ) as exc:
+        except TRANSIENT as exc:
             log.warning("reaper pass failed: %s", exc)
         await asyncio.sleep(settings.reaper_interval_seconds)
