@@ -163,6 +163,12 @@ class Settings:
         _int(1, 3650),
         "Registrations whose token was not refreshed for this many days are deleted.",
     )
+    inbox_retention_days: int = setting(
+        "INBOX_RETENTION_DAYS",
+        90,
+        _int(1, 3650),
+        "Inbox messages older than this many days are deleted from every inbox.",
+    )
 
     # --- fan-out ------------------------------------------------------------------------
     broker: str = setting(

@@ -237,6 +237,43 @@ class EventsAccepted(Struct, kw_only=True):
     accepted: int
 
 
+# --- inbox (device and server) -------------------------------------------------------------
+
+MAX_INBOX_PAGE = 100
+
+
+class InboxMessage(Struct, kw_only=True):
+    message_id: uuid.UUID
+    sent_at: dt.datetime
+    topic: str | None
+    notification: dict[str, Any]  # as sent
+    seen_at: dt.datetime | None  # the user's: the same on every device
+
+
+class InboxPage(Struct, kw_only=True):
+    """Newest first; ``*_filtered`` count what the topic and date filters leave;
+    ``next_cursor`` (null on the last page) continues after this page, stable while new
+    messages arrive."""
+
+    messages: list[InboxMessage]
+    count_total: int
+    count_unread: int
+    count_total_filtered: int
+    count_unread_filtered: int
+    next_cursor: str | None
+
+
+class InboxSeen(Request):
+    message_ids: Annotated[list[uuid.UUID], Meta(min_length=1, max_length=MAX_INBOX_PAGE)]
+
+
+class InboxSeenResult(Struct, kw_only=True):
+    """``ignored``: ids that are not in this user's inbox."""
+
+    count_unread: int
+    ignored: int
+
+
 # --- messages (server) ----------------------------------------------------------------------
 # The send body is :data:`pushcore.fanout.request.SendRequest` (the fan-out owns what a send
 # means; the API decodes it with the same struct).
@@ -250,6 +287,8 @@ class Counts(Struct, kw_only=True):
     retrying: int
     pending: int
     opened: int
+    inboxed: int  # users the message was stored for (inbox)
+    seen: int  # users who marked it seen in their inbox
 
 
 class MessageOut(Struct, kw_only=True):

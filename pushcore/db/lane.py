@@ -23,6 +23,7 @@ import asyncpg
 
 from pushcore.config import Settings
 from pushcore.db.errors import DatabaseUnavailable
+from pushcore.db.inbox import InboxPlan, audience_ctes
 from pushcore.db.planning import LIST_SOURCES, PRIMARY_FILTER
 from pushcore.db.pool import Connection, Pool, Record
 
@@ -43,12 +44,31 @@ async def insert_planned(
     values: list[str],
     batch_size: int,
     columns: str,
+    inbox: InboxPlan | None = None,
 ) -> Record | None:
     """Insert a message already planned, in one statement: its audience resolved (the
     planner's list sources and primary rule), its lane batches written, its counters set,
     ``sending`` (``done`` when nobody is reached).  None when the idempotency key is held
-    by another message (nothing written).  Wake the workers afterwards (:class:`Waker`)."""
+    by another message (nothing written).  Wake the workers afterwards (:class:`Waker`).
+    With ``inbox``, the users reached are resolved in the same statement (unknown external
+    ids created) and the message stored in their inboxes; without it the statement is the
+    lane's usual one."""
     source, condition = LIST_SOURCES[kind]
+    args: list[Any] = [True, batch_size, platforms, app_id, values, request, primary_only]
+    args += [notification, ttl_seconds, idempotency_key]
+    inbox_ctes, inboxed, inbox_writes = "", "0", ""
+    if inbox is not None:
+        args += [inbox.topic, inbox.expires_at]
+        inbox_ctes = ", " + audience_ctes(kind, app="$4", values="$5")
+        inboxed = "(SELECT count(*) FROM inbox_users)"
+        inbox_writes = """
+        , im AS (
+            INSERT INTO inbox_messages (message_id, app_id, audience, topic, expires_at, planned)
+            SELECT m.id, $4, 'users', $11, $12, true FROM m
+        ), ie AS (
+            INSERT INTO inbox_entries (user_id, message_id, personal)
+            SELECT u.id, m.id, true FROM m, inbox_users u
+        )"""
     row: Record | None = await conn.fetchrow(
         f"""
         WITH page AS (
@@ -61,33 +81,24 @@ async def insert_planned(
                          (row_number() OVER (PARTITION BY platform ORDER BY id) - 1) / $2 AS n
                   FROM page) numbered
             GROUP BY platform, n
-        ), m AS (
+        ){inbox_ctes}, m AS (
             INSERT INTO messages AS m (app_id, status, request, notification, platforms,
                 primary_only, expires_at, idempotency_key, targeted, open_batches, planned,
-                started_at, finished_at)
+                started_at, finished_at, inboxed)
             SELECT $4, CASE WHEN EXISTS (SELECT 1 FROM groups) THEN 'sending' ELSE 'done' END,
                 $6, $8, $3, $7, now() + make_interval(secs => $9::double precision), $10,
                 (SELECT count(*) FROM page), (SELECT count(*) FROM groups), true, now(),
-                CASE WHEN EXISTS (SELECT 1 FROM groups) THEN NULL ELSE now() END
+                CASE WHEN EXISTS (SELECT 1 FROM groups) THEN NULL ELSE now() END, {inboxed}
             ON CONFLICT (app_id, idempotency_key) WHERE idempotency_key IS NOT NULL
                 DO NOTHING
             RETURNING {columns}
         ), ins AS (
             INSERT INTO batches (message_id, app_id, platform, installation_ids, lane)
             SELECT m.id, $4, g.platform, g.ids, $1::boolean FROM m, groups g
-        )
+        ){inbox_writes}
         SELECT m.* FROM m
         """,
-        True,
-        batch_size,
-        platforms,
-        app_id,
-        values,
-        request,
-        primary_only,
-        notification,
-        ttl_seconds,
-        idempotency_key,
+        *args,
     )
     return row
 

@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from pushcore.db.inbox import SEEN_COLUMN, InboxPlan
 from pushcore.db.lane import insert_planned
 from pushcore.db.pool import Pool, Record
 
@@ -21,13 +22,16 @@ class LanePlan:
     kind: str
     values: list[str]
     batch_size: int
+    inbox: InboxPlan | None = None  # also stored in the inboxes of the users reached
 
 
-COLUMNS = """
+COLUMNS = (
+    """
     m.id, m.public_id, m.status, m.targeted, m.delivered, m.invalid_removed, m.failed,
     m.retrying, m.opened, m.failure_reasons, m.errors, m.created_at, m.started_at,
-    m.finished_at, m.send_at, m.platforms
-"""
+    m.finished_at, m.send_at, m.platforms, m.inboxed, """
+    + SEEN_COLUMN
+)
 
 
 async def create(
@@ -59,6 +63,7 @@ async def create(
             "kind": lane.kind,
             "values": lane.values,
             "batch_size": lane.batch_size,
+            "inbox": lane.inbox,
             "columns": COLUMNS,
         }
         if idempotency_key is None:
@@ -140,7 +145,8 @@ async def recent(pool: Pool, app_id: int, *, limit: int, before: uuid.UUID | Non
 
 async def cancel(pool: Pool, app_id: int, public_id: uuid.UUID) -> Record | None:
     """Cancel: batches still queued are closed as failed (reason ``cancelled``) in the same
-    statement; batches being sent finish normally; the planner stops at its next step.
+    statement; batches being sent finish normally; the planner stops at its next step; the
+    message leaves the inboxes.
     Cancelling a finished message changes nothing.  None when there is no such message."""
     row: Record | None = await pool.fetchrow(
         f"""
@@ -154,6 +160,9 @@ async def cancel(pool: Pool, app_id: int, public_id: uuid.UUID) -> Record | None
                 finished_at = now()
             FROM target WHERE b.message_id = target.id AND b.state = 'queued'
             RETURNING cardinality(b.installation_ids) AS n, b.attempt
+        ), uninboxed AS (
+            -- gone from every inbox (the entries follow by the cascade)
+            DELETE FROM inbox_messages x USING target WHERE x.message_id = target.id
         ), totals AS (
             SELECT coalesce(sum(n), 0) AS n,
                    coalesce(sum(n) FILTER (WHERE attempt > 0), 0) AS retrying,

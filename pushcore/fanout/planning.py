@@ -6,6 +6,10 @@ chunks of :data:`LIST_CHUNK` values with ``= ANY``.  Each page is one statement 
 ``pushcore.db.planning``) followed by one enqueue of its batches; memory stays bounded by
 the page size whatever the audience.  A crash resumes from the stored cursor: the batches a
 crashed planner wrote but did not enqueue are picked up by the reaper.
+
+A message with ``inbox`` is first stored in its users' inboxes (``pushcore.db.inbox``: one
+row for a whole-app send, one entry per user for the others, in pages with a cursor of
+their own); with ``push: false`` that is all, and the message is done without batches.
 """
 
 from __future__ import annotations
@@ -16,9 +20,12 @@ from typing import Any
 import msgspec
 
 from pushcore.config import Settings
+from pushcore.db import inbox as inbox_queries
 from pushcore.db import planning as queries
+from pushcore.db.inbox import InboxPlan
 from pushcore.db.pool import Pool
 from pushcore.fanout.queue import BatchJob, Enqueuer
+from pushcore.fanout.request import InboxOptions
 from pushcore.fanout.targets import Target, TargetKind
 from pushcore.providers import registry
 
@@ -54,15 +61,20 @@ async def plan(pool: Pool, settings: Settings, enqueuer: Enqueuer, message_id: i
         "batch_size": settings.batch_size,
         "primary_only": claimed["primary_only"],
     }
-    cursor = claimed["plan_cursor"]
-    if kind in (TargetKind.ALL, TargetKind.TAGS):
+    # the inbox before the push: the message is in the inboxes when it reaches the devices
+    if request.get("inbox") and not await _plan_inbox(pool, settings, claimed, target, kind):
+        log.info("message %d: inbox planning taken over or stopped", message_id)
+        return None
+    if not request.get("push", True):
+        owned = True  # inbox only: no batches
+    elif kind in (TargetKind.ALL, TargetKind.TAGS):
         owned = await _plan_keyset(
             pool,
             settings=settings,
             enqueuer=enqueuer,
             target=target,
             platforms=platforms,
-            cursor=cursor,
+            cursor=claimed["plan_cursor"],
             common=common,
         )
     else:
@@ -72,7 +84,7 @@ async def plan(pool: Pool, settings: Settings, enqueuer: Enqueuer, message_id: i
             kind=kind,
             target=target,
             platforms=platforms,
-            cursor=cursor,
+            cursor=claimed["plan_cursor"],
             common=common,
         )
     if not owned:
@@ -140,6 +152,62 @@ async def _plan_list(
         if not row["owned"]:
             return False
         await _enqueue(enqueuer, row)
+    return True
+
+
+async def _plan_inbox(
+    pool: Pool, settings: Settings, claimed: Any, target: Target, kind: TargetKind
+) -> bool:
+    """Store the message in its users' inboxes: a whole-app send as one row, other targets
+    as one entry per user, page by page (resumable from the inbox row's cursor); whether
+    the planner still owned the message."""
+    options = msgspec.convert(claimed["request"]["inbox"], bool | InboxOptions)
+    assert isinstance(options, InboxOptions) or options is True
+    plan = (
+        InboxPlan(None, None) if options is True else InboxPlan(options.topic, options.expires_at)
+    )
+    common: dict[str, Any] = {
+        "message_id": claimed["id"],
+        "claim": claimed["plan_claims"],
+        "app_id": claimed["app_id"],
+    }
+    audience = "all" if kind is TargetKind.ALL else "users"
+    row = await inbox_queries.start(pool, audience=audience, plan=plan, **common)
+    if row is None:
+        return False
+    if row["planned"]:
+        return True
+    cursor: dict[str, Any] = row["cursor"]
+    if kind is TargetKind.TAGS:
+        assert target.tags is not None
+        after = int(cursor.get("after", 0))
+        while True:
+            owned, last = await inbox_queries.store_tag_page(
+                pool,
+                tags=target.tags,
+                match_all=target.match == "all",
+                after=after,
+                limit=settings.batch_size * settings.plan_batches_per_statement,
+                **common,
+            )
+            if not owned:
+                return False
+            if last is None:
+                return True
+            after = last
+    values = list_values(kind, target)
+    chunks = (len(values) + LIST_CHUNK - 1) // LIST_CHUNK
+    for index in range(int(cursor.get("chunk", 0)), chunks):
+        owned = await inbox_queries.store_list_chunk(
+            pool,
+            kind=kind.value,
+            chunk=values[index * LIST_CHUNK : (index + 1) * LIST_CHUNK],
+            cursor={"chunk": index + 1},
+            done=index + 1 == chunks,
+            **common,
+        )
+        if not owned:
+            return False
     return True
 
 

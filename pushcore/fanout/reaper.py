@@ -6,7 +6,8 @@ processes run the loop) enqueues again the batches whose lease expired or whose 
 message was lost, and starts planning of due scheduled messages and of messages whose plan
 job was lost.  This is what makes a SIGKILLed worker or a flushed Redis harmless;
 Dramatiq's own Redis recovery (0.1% maintenance chance, 60 s heartbeat) is not relied upon.
-Once a day (cluster-wide, by the same clock) it also deletes stale registrations.
+Once a day (cluster-wide, by the same clock) it also deletes stale registrations and inbox
+messages past their retention.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Awaitable, Callable
 
 from pushcore.config import Settings
 from pushcore.db import reaping
-from pushcore.db.maintenance import prune_stale
+from pushcore.db.maintenance import prune_inbox, prune_stale
 from pushcore.db.pool import Connection, Pool
 from pushcore.fanout import metrics
 from pushcore.fanout.errors import TRANSIENT
@@ -59,6 +60,9 @@ async def _due_passes(
         deleted = await prune_stale(pool, settings.stale_token_days)
         if deleted:
             log.info("pruned %d stale registrations", deleted)
+        expired = await prune_inbox(pool, settings.inbox_retention_days)
+        if expired:
+            log.info("pruned %d inbox messages past the retention", expired)
 
 
 async def run(

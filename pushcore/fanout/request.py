@@ -21,6 +21,17 @@ from pushcore.providers.registry import Platform
 _OVERRIDING = ("ttl_seconds", "priority", "collapse_key", *registry.KEYS)
 
 
+class InboxOptions(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """``inbox`` as an object: the message's topic (the app filters by it) and when it
+    leaves the inboxes."""
+
+    topic: (
+        Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")]
+        | None
+    ) = None
+    expires_at: Annotated[dt.datetime, msgspec.Meta(tz=True)] | None = None
+
+
 class SendRequestBase(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
     """``POST /v1/apps/{app_code}/messages``.  The top-level provider blocks,
     ``ttl_seconds``, ``priority`` and ``collapse_key`` override the same fields of
@@ -37,6 +48,16 @@ class SendRequestBase(msgspec.Struct, forbid_unknown_fields=True, frozen=True, k
     collapse_key: CollapseKey | None = None
     send_at: Annotated[dt.datetime, msgspec.Meta(tz=True)] | None = None
     idempotency_key: Annotated[str, msgspec.Meta(min_length=1, max_length=128)] | None = None
+    # also store the message in the inbox of every user the target reaches
+    inbox: bool | InboxOptions = False
+    # false: inbox only, nothing is sent to devices
+    push: bool = True
+
+    def inbox_options(self) -> InboxOptions | None:
+        """The inbox part of the send, None when it is not stored in inboxes."""
+        if isinstance(self.inbox, InboxOptions):
+            return self.inbox
+        return InboxOptions() if self.inbox else None
 
     def effective_notification(self) -> Content:
         n = self.notification

@@ -5,6 +5,7 @@ checked exactly like one posted over HTTP."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -12,6 +13,7 @@ import msgspec
 
 from pushcore.config import Settings
 from pushcore.db import messages as queries
+from pushcore.db.inbox import InboxPlan
 from pushcore.db.messages import LanePlan
 from pushcore.db.pool import Pool, Record
 from pushcore.fanout.errors import InvalidSend
@@ -38,6 +40,9 @@ def check(
         request.target.kind()
     except ValueError as exc:
         raise InvalidSend("target", str(exc)) from None
+    _check_inbox(request)
+    if not request.push:
+        return []  # inbox only: no provider is involved, none needs credentials
     stored: dict[str, Any] = app["credentials"]
     configured: list[str] = [p for p in registry.NAMES if p in stored]
     if request.platforms is not None:
@@ -67,17 +72,39 @@ def check(
     return wanted
 
 
+def _check_inbox(request: SendRequestBase) -> None:
+    inbox = request.inbox_options()
+    if not request.push:
+        if inbox is None:
+            raise InvalidSend("push", "push false needs inbox: the message would reach nobody")
+        for name in ("platforms", "primary_only"):
+            if getattr(request, name) not in (None, False):
+                raise InvalidSend(name, "applies to the push only, and push is false")
+    if inbox is None or inbox.expires_at is None:
+        return
+    starts = request.send_at or dt.datetime.now(dt.UTC)
+    if inbox.expires_at <= starts:
+        what = "send_at" if request.send_at else "now"
+        raise InvalidSend("inbox.expires_at", f"must be later than {what}")
+
+
+def inbox_plan(request: SendRequestBase) -> InboxPlan | None:
+    inbox = request.inbox_options()
+    return None if inbox is None else InboxPlan(inbox.topic, inbox.expires_at)
+
+
 def lane_plan(request: SendRequestBase, settings: Settings) -> LanePlan | None:
     """The lane's plan when the send is small enough to plan at once: a list target of at
-    most PUSHCORE_LANE_MAX_TARGETS values, not scheduled.  Whole-app and tag targets, big
-    lists and scheduled sends go through the planner."""
+    most PUSHCORE_LANE_MAX_TARGETS values, not scheduled (its inbox entries are written in
+    the same statement).  Whole-app and tag targets, big lists and scheduled sends go
+    through the planner."""
     kind = request.target.kind()
     if kind in (TargetKind.ALL, TargetKind.TAGS) or request.send_at is not None:
         return None
     values = list_values(kind, request.target)
     if len(values) > settings.lane_max_targets:
         return None
-    return LanePlan(kind.value, values, settings.batch_size)
+    return LanePlan(kind.value, values, settings.batch_size, inbox_plan(request))
 
 
 async def submit(

@@ -47,6 +47,8 @@ def message_out(row: Record) -> MessageOut:
             retrying=row["retrying"],
             pending=row["targeted"] - done,
             opened=row["opened"],
+            inboxed=row["inboxed"],
+            seen=row["seen"],
         ),
         failure_reasons=row["failure_reasons"],
         errors=row["errors"],
