@@ -1,4 +1,4 @@
-"""``make bench``: the benchmarks at a size that finishes within ~10 minutes on 2 cores.
+"""``make bench``: the benchmarks at a size that finishes within ~15 minutes on 2 cores.
 
 - ``benchmarks.fanout``: a 200,000-device broadcast through the whole pipeline (API,
   2 worker processes x 4 threads, granian simulators), with the bare transport (all live
@@ -9,7 +9,11 @@
 - ``benchmarks.transport``: the delivery layer per provider and engine, side by side;
 - ``benchmarks.transactional``: 2,000 single-user sends from 32 clients on a registry of
   20,000 devices (``transactional``), and again while a broadcast to 200,000 devices of
-  another app is going out (``transactional-during-broadcast``); ~40 s and ~90 s.
+  another app is going out (``transactional-during-broadcast``); ~40 s and ~90 s;
+- ``benchmarks.inbox``: a 200,000-device broadcast without and with ``inbox``, then inbox
+  reads and seen marks from 32 clients on 100,000 users holding ~100 messages each
+  (``python -m benchmarks.inbox`` alone; ``--devices 2000000 --personal 500 --list-size
+  100000`` is the issue's 1,000,000 users); ~4 minutes.
 
 Each writes its JSON (and PNG) under ``benchmarks/results/``; this prints the paths.
 
@@ -29,6 +33,7 @@ from typing import Any
 
 from benchmarks import registration, transport
 from benchmarks.fanout.cli import main as fanout_main
+from benchmarks.inbox.cli import main as inbox_main
 from benchmarks.transactional.cli import main as transactional_main
 
 FANOUT_DEVICES = 200_000
@@ -64,12 +69,18 @@ def _transactional_during_broadcast() -> list[str]:
     return [result["written"]["json"], result["written"]["png"]]
 
 
+def _inbox() -> list[str]:
+    result = inbox_main([])
+    return [result["written"]["json"], result["written"]["png"]]
+
+
 STEPS: dict[str, Callable[[], list[str]]] = {
     "fanout": _fanout,
     "registration": _registration,
     "transport": _transport,
     "transactional": _transactional,
     "transactional-during-broadcast": _transactional_during_broadcast,
+    "inbox": _inbox,
 }
 
 

@@ -261,3 +261,43 @@ def test_transactional_benchmark_during_broadcast_tiny(bench_database: str, tmp_
     assert during["finished"] is True, during
     assert during["correct"]["ok"] is True, during["correct"]
     assert (during["correct"]["live"], during["correct"]["dead"]) == (1900, 100)
+
+
+@pytest.mark.timeout(150)
+def test_inbox_benchmark_tiny(bench_database: str, tmp_path: Path) -> None:
+    result = run(
+        "benchmarks.inbox",
+        "--devices", "2000",
+        "--broadcasts", "3",
+        "--personal", "3",
+        "--list-size", "400",
+        "--seconds", "1",
+        "--concurrency", "4",
+        "--api-workers", "1",
+        "--database-url", bench_database,
+        "--redis-url", REDIS_URL,
+        "--out", str(tmp_path),
+        "--label", "tiny",
+        timeout=140,
+    )  # fmt: skip
+    correct = result["correct"]
+    assert correct["ok"] is True, correct
+    assert [r["inbox"] for r in result["broadcast"]["runs"]] == [False, True]
+    assert result["fill"]["entries"] == 3 * 400
+    assert result["fill"]["users_per_list"] == 400
+    for route in ("get_inbox", "post_seen"):
+        load = result["load"][route]
+        assert load["requests"] > 0, load
+        assert set(load["statuses"]) == {"200"}, load
+        assert {"p50_ms", "p99_ms", "requests_per_s"} <= set(load)
+    sizes = result["sizes"]
+    assert sizes["inbox_entries"]["rows"] >= 1200
+    assert sizes["bytes_per_entry_row"] > 0
+    assert set(result["goals"]) == {
+        "inbox_adds_le_10_percent",
+        "get_inbox_p99_le_20ms",
+        "post_seen_p99_le_30ms",
+    }
+    written = Path(result["written"]["json"])
+    assert written.name.startswith("inbox-tiny-")
+    assert written.with_suffix(".png").stat().st_size > 0

@@ -1,0 +1,3 @@
+from benchmarks.inbox.cli import main
+
+main()
