@@ -14,7 +14,7 @@ import asyncio
 import time
 from types import TracebackType
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import aiohttp
 
@@ -92,7 +92,8 @@ class PushcoreClient:
         self, target: dict[str, Any], notification: dict[str, Any], **options: Any
     ) -> dict[str, Any]:
         """``options``: platforms, primary_only, ttl_seconds, priority, collapse_key,
-        send_at (ISO 8601), idempotency_key, apns, fcm, webpush."""
+        send_at (ISO 8601), idempotency_key, apns, fcm, webpush, inbox (true or
+        ``{"topic", "expires_at"}``), push (false: inbox only)."""
         body = {"target": target, "notification": notification, **options}
         result: dict[str, Any] = await self._call("POST", f"{self._app}/messages", body)
         return result
@@ -164,3 +165,39 @@ class PushcoreClient:
 
     async def erase_user(self, external_user_id: str) -> None:
         await self._call("DELETE", f"{self._app}/users/{quote(external_user_id, safe='')}")
+
+    # --- inbox ---------------------------------------------------------------------------
+
+    def _inbox(self, external_user_id: str) -> str:
+        return f"{self._app}/users/{quote(external_user_id, safe='')}/inbox"
+
+    async def inbox(
+        self,
+        external_user_id: str,
+        *,
+        topics: list[str] | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        """A page of the user's inbox, newest first, with its counts and ``next_cursor``;
+        ``since`` (inclusive) and ``until`` (exclusive) are RFC 3339 times on sent_at."""
+        query: list[tuple[str, str | int]] = [("topic", t) for t in topics or []]
+        for name, value in (("from", since), ("to", until), ("cursor", cursor)):
+            if value is not None:
+                query.append((name, value))
+        query.append(("limit", limit))
+        path = f"{self._inbox(external_user_id)}?{urlencode(query)}"
+        result: dict[str, Any] = await self._call("GET", path)
+        return result
+
+    async def mark_seen(self, external_user_id: str, message_ids: list[str]) -> dict[str, Any]:
+        """Up to 100 ids; ``{"count_unread", "ignored"}``."""
+        result: dict[str, Any] = await self._call(
+            "POST", f"{self._inbox(external_user_id)}/seen", {"message_ids": message_ids}
+        )
+        return result
+
+    async def delete_from_inbox(self, external_user_id: str, message_id: str) -> None:
+        await self._call("DELETE", f"{self._inbox(external_user_id)}/{message_id}")

@@ -245,13 +245,15 @@ async def _run_campaign(
         key,
         {
             "target": {"external_user_ids": users},
-            "primary_only": True,
+            "primary_only": True,  # the push: the inbox holds it for the user anyway
+            "inbox": {"topic": "orders"},
             "notification": {"title": "Your order shipped"},
         },
     )
     report_2 = await _follow(http, code, key, second, "primary-only to 1,000 users")
+    inbox_ok = await _inbox(http, code, key, users=seeded.users, order=second, ordered=len(users))
     expected_second = {(r["platform"], sim_key(r["platform"], r["token"])) for r in reached}
-    return await _check(
+    return inbox_ok & await _check(
         pool,
         app_id,
         sims,
@@ -260,6 +262,45 @@ async def _run_campaign(
         second=report_2,
         expected_second=expected_second,
     )
+
+
+async def _inbox(
+    http: aiohttp.ClientSession, code: str, key: str, *, users: int, order: str, ordered: int
+) -> bool:
+    """One inbox-only message to everybody (stored once, nothing pushed), then a user's
+    inbox: the two messages, the unread count before and after one is marked seen."""
+    news = await _send(
+        http,
+        code,
+        key,
+        {
+            "target": {"all": True},
+            "push": False,
+            "inbox": {"topic": "news"},
+            "notification": {"title": "New in the shop", "body": "Spring collection"},
+        },
+    )
+    report = await _follow(http, code, key, news, "inbox-only message to every user")
+    path = f"/v1/apps/{code}/users/user-1/inbox"
+    page = await _call(http, "GET", path, key)
+    print(f"  user-1's inbox: {page['count_total']} messages, {page['count_unread']} unread")
+    for m in page["messages"]:
+        print(f"    [{m['topic']}] {m['notification'].get('title')} (sent {m['sent_at']})")
+    seen = await _call(http, "POST", path + "/seen", key, {"message_ids": [news]})
+    print(f"  marked the news seen: {seen['count_unread']} unread")
+    order_report = await _call(http, "GET", f"/v1/apps/{code}/messages/{order}", key)
+    problems = []
+    if report["counts"]["inboxed"] != users or report["counts"]["targeted"] != 0:
+        problems.append(f"inbox-only message: {report['counts']}")
+    if order_report["counts"]["inboxed"] != ordered:
+        problems.append(f"order message inboxed {order_report['counts']['inboxed']} of {ordered}")
+    if [m["message_id"] for m in page["messages"]] != [news, order]:
+        problems.append(f"user-1's inbox holds {page['messages']}")
+    if (page["count_unread"], seen["count_unread"]) != (2, 1):
+        problems.append(f"unread {page['count_unread']} then {seen['count_unread']}")
+    if problems:
+        print("INBOX CHECK FAILED:\n  " + "\n  ".join(problems))
+    return not problems
 
 
 async def _send(http: aiohttp.ClientSession, code: str, key: str, body: dict[str, Any]) -> str:

@@ -266,6 +266,9 @@ def test_demo_campaign_runs_green(database_url: str, broker: str) -> None:
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "check: every live registration delivered exactly once" in out.stdout
+    assert "user-1's inbox: 2 messages, 2 unread" in out.stdout
+    assert "marked the news seen: 1 unread" in out.stdout
+    assert "INBOX CHECK FAILED" not in out.stdout
 
 
 async def test_opened_reports_count_into_the_message(

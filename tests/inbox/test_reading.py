@@ -8,6 +8,8 @@ import asyncio
 import datetime as dt
 import uuid
 
+import pytest
+
 from pushcore.api.auth import identity_token
 from pushcore.config import Settings
 from pushcore.db.maintenance import prune_inbox
@@ -306,3 +308,30 @@ async def test_identity_verification_is_unchanged(api: Client, sims: Simulators)
     body = {"external_user_id": "oz", "identity_token": identity_token(secret, "oz")}
     await json(await api.put(path + "/user", json=body, headers=auth), 200)
     assert (await json(await api.get(path + "/inbox", headers=auth), 200))["messages"] == []
+
+
+async def test_the_client_reads_and_marks(api: Client, sims: Simulators) -> None:
+    from pushcore.client import ClientError, PushcoreClient
+
+    box = await _app(api, sims)
+    await box.user_device("pia")
+    base = str(api.make_url("")).rstrip("/")
+    async with PushcoreClient(base, box.code, box.server_key) as push:
+        sent = [
+            await push.send(
+                {"external_user_ids": ["pia"]}, {"title": "t"}, push=False, inbox=options
+            )
+            for options in ({"topic": "a"}, {"topic": "b"}, True)
+        ]
+        page = await push.inbox("pia", topics=["a", "b"], limit=1)
+        assert [m["message_id"] for m in page["messages"]] == [sent[1]["message_id"]]
+        assert (page["count_total"], page["count_total_filtered"]) == (3, 2)
+        rest = await push.inbox("pia", topics=["a", "b"], cursor=page["next_cursor"])
+        assert [m["message_id"] for m in rest["messages"]] == [sent[0]["message_id"]]
+        marked = await push.mark_seen("pia", [sent[0]["message_id"]])
+        assert marked == {"count_unread": 2, "ignored": 0}
+        await push.delete_from_inbox("pia", sent[2]["message_id"])
+        assert (await push.inbox("pia"))["count_total"] == 2
+        with pytest.raises(ClientError) as refused:
+            await push.inbox("pia", limit=500)
+        assert (refused.value.status, refused.value.field) == (422, "limit")
