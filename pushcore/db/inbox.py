@@ -21,7 +21,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from pushcore.db.pool import Connection, Pool, Record
+from pushcore.db.pool import Pool, Record
 
 # The users a list target reaches, by target kind: ``{app}`` and ``{values}`` are parameter
 # placeholders.  Emails and phones reach known users only; installation ids reach the users
@@ -209,62 +209,71 @@ async def store_tag_page(
 
 
 # -- reading ----------------------------------------------------------------------------------
+#
+# Every call is one statement (one round trip): the ``owner`` CTE finds whose inbox it is
+# from the credentials, ``visible`` is what that inbox holds now.  A call whose owner is not
+# found answers ``found = 0``, and the caller says why (:func:`installation_anonymous`).
 
 
 @dataclass(frozen=True, slots=True)
-class Owner:
-    """Whose inbox a call reads: the user's id, app and creation time (broadcasts sent
-    before the user existed are not the user's)."""
+class Who:
+    """Whose inbox a call reads: the user of an installation (by its secret) or a user of
+    an app (by external id); ``sql`` selects the user's id, app and creation time from $1
+    and $2."""
 
-    user_id: int
-    app_id: int
-    since: dt.datetime
+    sql: str
+    first: Any
+    second: Any
 
 
-async def device_owner(
-    pool: Pool, public_id: uuid.UUID, secret_hash: bytes
-) -> tuple[bool, Owner | None]:
-    """(installation found, its user's inbox or None when it is anonymous)."""
-    row = await pool.fetchrow(
-        """
-        SELECT u.id, u.app_id, u.created_at FROM installations i
-        LEFT JOIN users u ON u.id = i.user_id
-        WHERE i.public_id = $1 AND i.secret_hash = $2
-        """,
+def device(public_id: uuid.UUID, secret_hash: bytes) -> Who:
+    return Who(
+        "SELECT u.id, u.app_id, u.created_at FROM installations i JOIN users u "
+        "ON u.id = i.user_id WHERE i.public_id = $1 AND i.secret_hash = $2",
         public_id,
         secret_hash,
     )
-    if row is None:
-        return False, None
-    if row["id"] is None:
-        return True, None
-    return True, Owner(row["id"], row["app_id"], row["created_at"])
 
 
-async def server_owner(pool: Pool, app_id: int, external_id: str) -> Owner | None:
-    row = await pool.fetchrow(
-        "SELECT id, app_id, created_at FROM users WHERE app_id = $1 AND external_id = $2",
+def user(app_id: int, external_id: str) -> Who:
+    return Who(
+        "SELECT u.id, u.app_id, u.created_at FROM users u "
+        "WHERE u.app_id = $1 AND u.external_id = $2",
         app_id,
         external_id,
     )
-    return None if row is None else Owner(row["id"], row["app_id"], row["created_at"])
 
 
-# What a user's inbox holds now: its own entries and the app's broadcasts since the user
-# exists, minus what it deleted and what expired.  $1 user, $2 app, $3 user created at.
+async def installation_anonymous(
+    pool: Pool, public_id: uuid.UUID, secret_hash: bytes
+) -> bool | None:
+    """Why a device call found no inbox: True when the installation is anonymous, None
+    when there is no such installation with this secret."""
+    anonymous: bool | None = await pool.fetchval(
+        "SELECT user_id IS NULL FROM installations WHERE public_id = $1 AND secret_hash = $2",
+        public_id,
+        secret_hash,
+    )
+    return anonymous
+
+
+# What the owner's inbox holds now: its own entries and the app's broadcasts since the user
+# exists, minus what it deleted and what expired.  ``kind``: 'users' (an entry of its own)
+# or 'all' (a broadcast).  Broadcasts older than the user are not the user's: it was not
+# among the app's users when they were sent.
 _VISIBLE = """
+    owner AS ({who}),
     visible AS (
-        SELECT b.message_id, b.sent_at, b.topic, e.seen_at
-        FROM inbox_entries e JOIN inbox_messages b ON b.message_id = e.message_id
-        WHERE e.user_id = $1 AND e.personal AND NOT e.deleted
-          AND (b.expires_at IS NULL OR b.expires_at > now())
+        SELECT b.message_id, b.sent_at, b.topic, e.seen_at, b.audience AS kind
+        FROM owner o JOIN inbox_entries e ON e.user_id = o.id
+        JOIN inbox_messages b ON b.message_id = e.message_id
+        WHERE e.personal AND NOT e.deleted AND (b.expires_at IS NULL OR b.expires_at > now())
         UNION ALL
-        SELECT b.message_id, b.sent_at, b.topic, s.seen_at
-        FROM inbox_messages b
-        LEFT JOIN inbox_entries s ON s.user_id = $1 AND s.message_id = b.message_id
-        WHERE b.app_id = $2 AND b.audience = 'all' AND b.sent_at >= $3
-          AND (b.expires_at IS NULL OR b.expires_at > now())
-          AND s.deleted IS NOT TRUE
+        SELECT b.message_id, b.sent_at, b.topic, s.seen_at, b.audience
+        FROM owner o JOIN inbox_messages b
+            ON b.app_id = o.app_id AND b.audience = 'all' AND b.sent_at >= o.created_at
+        LEFT JOIN inbox_entries s ON s.user_id = o.id AND s.message_id = b.message_id
+        WHERE (b.expires_at IS NULL OR b.expires_at > now()) AND s.deleted IS NOT TRUE
     )
 """
 
@@ -282,45 +291,45 @@ class Page:
 
 async def read(
     pool: Pool,
-    owner: Owner,
+    who: Who,
     *,
     topics: list[str] | None,
     since: dt.datetime | None,
     until: dt.datetime | None,
     after: tuple[dt.datetime, int] | None,
     limit: int,
-) -> Page:
+) -> Page | None:
     """Up to ``limit`` messages (filtered by topics and ``since <= sent_at < until``,
-    strictly older than the keyset position ``after``), with the counts, in one statement.
-    Each row: message_id (internal, for the cursor), public_id, sent_at, topic, seen_at,
-    notification."""
+    strictly older than the keyset position ``after``), with the counts; None when the
+    owner is not found.  Each row: message_id (internal, for the cursor), public_id,
+    sent_at, topic, seen_at, notification."""
     rows = await pool.fetch(
         f"""
-        WITH {_VISIBLE}, filtered AS (
-            SELECT * FROM visible
-            WHERE ($4::text[] IS NULL OR topic = ANY($4::text[]))
-              AND ($5::timestamptz IS NULL OR sent_at >= $5)
-              AND ($6::timestamptz IS NULL OR sent_at < $6)
+        WITH {_VISIBLE.format(who=who.sql)}, filtered AS (
+            SELECT *, ($3::text[] IS NULL OR topic = ANY($3::text[]))
+                      AND ($4::timestamptz IS NULL OR sent_at >= $4)
+                      AND ($5::timestamptz IS NULL OR sent_at < $5) AS kept
+            FROM visible
         ), counts AS (
-            SELECT (SELECT count(*) FROM visible) AS total,
-                   (SELECT count(*) FROM visible WHERE seen_at IS NULL) AS unread,
-                   (SELECT count(*) FROM filtered) AS total_filtered,
-                   (SELECT count(*) FROM filtered WHERE seen_at IS NULL) AS unread_filtered
+            SELECT (SELECT count(*) FROM owner) AS found, count(*) AS total,
+                   count(*) FILTER (WHERE seen_at IS NULL) AS unread,
+                   count(*) FILTER (WHERE kept) AS total_filtered,
+                   count(*) FILTER (WHERE kept AND seen_at IS NULL) AS unread_filtered
+            FROM filtered
         ), page AS (
             SELECT f.message_id, f.sent_at, f.topic, f.seen_at FROM filtered f
-            WHERE $7::timestamptz IS NULL OR (f.sent_at, f.message_id) < ($7, $8)
-            ORDER BY f.sent_at DESC, f.message_id DESC LIMIT $9
+            WHERE f.kept AND ($6::timestamptz IS NULL OR (f.sent_at, f.message_id) < ($6, $7))
+            ORDER BY f.sent_at DESC, f.message_id DESC LIMIT $8
         )
-        SELECT c.total, c.unread, c.total_filtered, c.unread_filtered,
+        SELECT c.found, c.total, c.unread, c.total_filtered, c.unread_filtered,
                p.message_id, p.sent_at, p.topic, p.seen_at, m.public_id, m.notification
         FROM counts c
         LEFT JOIN page p ON true
         LEFT JOIN messages m ON m.id = p.message_id
         ORDER BY p.sent_at DESC, p.message_id DESC
         """,
-        owner.user_id,
-        owner.app_id,
-        owner.since,
+        who.first,
+        who.second,
         topics,
         since,
         until,
@@ -329,6 +338,8 @@ async def read(
         limit,
     )
     first = rows[0]
+    if not first["found"]:
+        return None
     return Page(
         rows=[r for r in rows if r["message_id"] is not None],
         total=first["total"],
@@ -338,88 +349,79 @@ async def read(
     )
 
 
-async def unread(conn: Pool | Connection, owner: Owner) -> int:
-    count: int = await conn.fetchval(
-        f"WITH {_VISIBLE} SELECT count(*) FROM visible WHERE seen_at IS NULL",
-        owner.user_id,
-        owner.app_id,
-        owner.since,
-    )
-    return count
-
-
-# The messages of the app named by public id ($4) that are in the user's inbox now: its own
-# entries (personal) and broadcasts (state rows written on demand).
+# The messages named by public id ($3) that are in the owner's inbox now.
 _WANTED = """
     wanted AS (
-        SELECT b.message_id, b.audience FROM messages m
-        JOIN inbox_messages b ON b.message_id = m.id
-        WHERE m.app_id = $2 AND m.public_id = ANY($4::uuid[])
-          AND (b.expires_at IS NULL OR b.expires_at > now())
-          AND (b.audience = 'users' OR b.sent_at >= $3)
+        SELECT v.message_id, v.kind, v.seen_at FROM visible v
+        WHERE v.message_id IN (
+            SELECT m.id FROM messages m JOIN owner o ON m.app_id = o.app_id
+            WHERE m.public_id = ANY($3::uuid[]))
     )
 """
 
 
-async def mark_seen(pool: Pool, owner: Owner, message_ids: list[uuid.UUID]) -> tuple[int, int]:
+async def mark_seen(pool: Pool, who: Who, message_ids: list[uuid.UUID]) -> tuple[int, int] | None:
     """Mark messages seen (the first ``seen_at`` stays); return (unread count afterwards,
-    ids ignored: not in this user's inbox).  Both statements in one transaction, so the
-    count includes this call's marks."""
+    ids ignored: not in this user's inbox), or None when the owner is not found.  One
+    statement: the count is the inbox as the statement saw it, less what it marked (a mark
+    from another device committing meanwhile shows in the next call)."""
     wanted = list(dict.fromkeys(message_ids))
-    async with pool.acquire() as conn, conn.transaction():
-        matched: int = await conn.fetchval(
-            f"""
-            WITH {_WANTED}, own AS (
-                UPDATE inbox_entries e SET seen_at = coalesce(e.seen_at, now())
-                FROM wanted w
-                WHERE e.user_id = $1 AND e.message_id = w.message_id AND w.audience = 'users'
-                  AND e.personal AND NOT e.deleted
-                RETURNING 1
-            ), broadcast AS (
-                INSERT INTO inbox_entries AS e (user_id, message_id, personal, seen_at)
-                SELECT $1, w.message_id, false, now() FROM wanted w WHERE w.audience = 'all'
-                ON CONFLICT (user_id, message_id) DO UPDATE
-                    SET seen_at = coalesce(e.seen_at, excluded.seen_at)
-                    WHERE NOT e.deleted
-                RETURNING 1
-            )
-            SELECT (SELECT count(*) FROM own) + (SELECT count(*) FROM broadcast)
-            """,
-            owner.user_id,
-            owner.app_id,
-            owner.since,
-            wanted,
-        )
-        left = await unread(conn, owner)
-    return left, len(wanted) - matched
-
-
-async def delete(pool: Pool, owner: Owner, message_id: uuid.UUID) -> bool:
-    """Remove a message from the user's inbox (on every device); False if it was not
-    there.  The entry stays, marked deleted, so that the message's ``seen`` count keeps
-    the user."""
-    removed = await pool.fetchval(
+    row = await pool.fetchrow(
         f"""
-        WITH {_WANTED}, own AS (
+        WITH {_VISIBLE.format(who=who.sql)}, {_WANTED}, own AS (
+            UPDATE inbox_entries e SET seen_at = now()
+            FROM wanted w, owner o
+            WHERE e.user_id = o.id AND e.message_id = w.message_id AND w.kind = 'users'
+              AND e.seen_at IS NULL
+        ), broadcast AS (
+            INSERT INTO inbox_entries AS e (user_id, message_id, personal, seen_at)
+            SELECT o.id, w.message_id, false, now() FROM wanted w, owner o
+            WHERE w.kind = 'all'
+            ON CONFLICT (user_id, message_id) DO UPDATE
+                SET seen_at = coalesce(e.seen_at, excluded.seen_at)
+                WHERE NOT e.deleted
+        )
+        SELECT (SELECT count(*) FROM owner) AS found,
+               (SELECT count(*) FROM visible WHERE seen_at IS NULL)
+             - (SELECT count(*) FROM wanted WHERE seen_at IS NULL) AS unread,
+               (SELECT count(*) FROM wanted) AS matched
+        """,
+        who.first,
+        who.second,
+        wanted,
+    )
+    assert row is not None
+    if not row["found"]:
+        return None
+    return row["unread"], len(wanted) - row["matched"]
+
+
+async def delete(pool: Pool, who: Who, message_id: uuid.UUID) -> bool | None:
+    """Remove a message from the user's inbox (on every device); False if it was not
+    there, None when the owner is not found.  The entry stays, marked deleted, so that the
+    message's ``seen`` count keeps the user."""
+    row = await pool.fetchrow(
+        f"""
+        WITH {_VISIBLE.format(who=who.sql)}, {_WANTED}, own AS (
             UPDATE inbox_entries e SET deleted = true
-            FROM wanted w
-            WHERE e.user_id = $1 AND e.message_id = w.message_id AND w.audience = 'users'
-              AND e.personal AND NOT e.deleted
-            RETURNING 1
+            FROM wanted w, owner o
+            WHERE e.user_id = o.id AND e.message_id = w.message_id AND w.kind = 'users'
         ), broadcast AS (
             INSERT INTO inbox_entries AS e (user_id, message_id, personal, deleted)
-            SELECT $1, w.message_id, false, true FROM wanted w WHERE w.audience = 'all'
-            ON CONFLICT (user_id, message_id) DO UPDATE SET deleted = true WHERE NOT e.deleted
-            RETURNING 1
+            SELECT o.id, w.message_id, false, true FROM wanted w, owner o
+            WHERE w.kind = 'all'
+            ON CONFLICT (user_id, message_id) DO UPDATE SET deleted = true
         )
-        SELECT EXISTS (SELECT 1 FROM own) OR EXISTS (SELECT 1 FROM broadcast)
+        SELECT (SELECT count(*) FROM owner) AS found, EXISTS (SELECT 1 FROM wanted) AS removed
         """,
-        owner.user_id,
-        owner.app_id,
-        owner.since,
+        who.first,
+        who.second,
         [message_id],
     )
-    return bool(removed)
+    assert row is not None
+    if not row["found"]:
+        return None
+    return bool(row["removed"])
 
 
 # A message's ``seen`` count as a column expression on alias ``m`` (messages).

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from pushcore.api.errors import conflict, invalid, not_found, unauthorized
+from pushcore.api.errors import ApiError, conflict, invalid, not_found, unauthorized
 from pushcore.api.routing import Auth, Call, Reply, Route
 from pushcore.api.schemas import (
     MAX_INBOX_PAGE,
@@ -27,7 +27,6 @@ from pushcore.api.schemas import (
 )
 from pushcore.api.state import POOL
 from pushcore.db import inbox as queries
-from pushcore.db.inbox import Owner
 
 DEFAULT_LIMIT = 20
 MAX_TOPICS = 20
@@ -36,24 +35,22 @@ _Time = Annotated[dt.datetime, msgspec.Meta(tz=True)]
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
-async def _owner(call: Call) -> Owner:
-    pool = call.request.app[POOL]
+def _who(call: Call) -> queries.Who:
     if call.secret_hash is not None:
-        found, owner = await queries.device_owner(pool, call.installation_id(), call.secret_hash)
-        if not found:
-            raise unauthorized("unknown installation or wrong installation secret")
-        if owner is None:
-            raise conflict(
-                "not_personalized",
-                "an anonymous installation has no inbox: personalize it first",
-            )
-        return owner
-    server_owner = await queries.server_owner(
-        pool, call.server_app().id, call.param("external_user_id")
-    )
-    if server_owner is None:
-        raise not_found("user")
-    return server_owner
+        return queries.device(call.installation_id(), call.secret_hash)
+    return queries.user(call.server_app().id, call.param("external_user_id"))
+
+
+async def _no_owner(call: Call) -> ApiError:
+    """Why no inbox was found for the call's credentials."""
+    if call.secret_hash is None:
+        return not_found("user")
+    pool = call.request.app[POOL]
+    if await queries.installation_anonymous(pool, call.installation_id(), call.secret_hash):
+        return conflict(
+            "not_personalized", "an anonymous installation has no inbox: personalize it first"
+        )
+    return unauthorized("unknown installation or wrong installation secret")
 
 
 def _cursor(position: tuple[dt.datetime, int]) -> str:
@@ -93,16 +90,17 @@ async def read(call: Call) -> Reply:
     if since is not None and until is not None and until <= since:
         raise invalid("to", "to must be later than from")
     after = _position(query["cursor"]) if "cursor" in query else None
-    owner = await _owner(call)
     page = await queries.read(
         call.request.app[POOL],
-        owner,
+        _who(call),
         topics=topics or None,
         since=since,
         until=until,
         after=after,
         limit=limit + 1,  # one more tells whether there is a next page
     )
+    if page is None:
+        raise await _no_owner(call)
     rows = page.rows[:limit]
     more = len(page.rows) > limit
     return Reply(
@@ -129,18 +127,22 @@ async def read(call: Call) -> Reply:
 
 async def seen(call: Call) -> Reply:
     body: InboxSeen = call.body
-    owner = await _owner(call)
-    unread, ignored = await queries.mark_seen(call.request.app[POOL], owner, body.message_ids)
+    marked = await queries.mark_seen(call.request.app[POOL], _who(call), body.message_ids)
+    if marked is None:
+        raise await _no_owner(call)
+    unread, ignored = marked
     return Reply(200, InboxSeenResult(count_unread=unread, ignored=ignored))
 
 
 async def delete(call: Call) -> Reply:
-    owner = await _owner(call)
     try:
         message_id = uuid.UUID(call.param("message_id"))
     except ValueError:
-        raise not_found("inbox message") from None
-    if not await queries.delete(call.request.app[POOL], owner, message_id):
+        message_id = uuid.UUID(int=0)  # no message has it: 404 once the owner is known
+    removed = await queries.delete(call.request.app[POOL], _who(call), message_id)
+    if removed is None:
+        raise await _no_owner(call)
+    if not removed:
         raise not_found("inbox message")
     return Reply(204)
 
