@@ -57,6 +57,11 @@ def audience_ctes(kind: str, *, app: str, values: str) -> str:
     return f"inbox_new AS ({new}), inbox_users AS ({known} UNION SELECT id FROM inbox_new)"
 
 
+# Rows of a message's seen counter (by user id): concurrent marks of one broadcast by many
+# users spread over this many row locks.
+SEEN_SHARDS = 16
+
+
 @dataclass(frozen=True, slots=True)
 class InboxPlan:
     """How a message enters the inboxes: its topic and expiry (None: never)."""
@@ -373,13 +378,25 @@ async def mark_seen(pool: Pool, who: Who, message_ids: list[uuid.UUID]) -> tuple
             FROM wanted w, owner o
             WHERE e.user_id = o.id AND e.message_id = w.message_id AND w.kind = 'users'
               AND e.seen_at IS NULL
+            RETURNING e.message_id
         ), broadcast AS (
             INSERT INTO inbox_entries AS e (user_id, message_id, personal, seen_at)
             SELECT o.id, w.message_id, false, now() FROM wanted w, owner o
             WHERE w.kind = 'all'
-            ON CONFLICT (user_id, message_id) DO UPDATE
-                SET seen_at = coalesce(e.seen_at, excluded.seen_at)
-                WHERE NOT e.deleted
+            ON CONFLICT (user_id, message_id) DO UPDATE SET seen_at = excluded.seen_at
+                WHERE NOT e.deleted AND e.seen_at IS NULL
+            RETURNING e.message_id
+        ), counted AS (
+            -- only what this statement marked: a concurrent mark of the same message by
+            -- another device finds seen_at set once this one commits, and counts nothing.
+            -- In message order: two users of one shard marking the same messages lock
+            -- the counter rows in the same order, so they wait for each other instead of
+            -- deadlocking.
+            INSERT INTO inbox_seen AS c (message_id, shard, n)
+            SELECT x.message_id, (SELECT o.id % {SEEN_SHARDS} FROM owner o), 1
+            FROM (SELECT message_id FROM own UNION ALL SELECT message_id FROM broadcast) x
+            ORDER BY x.message_id
+            ON CONFLICT (message_id, shard) DO UPDATE SET n = c.n + 1
         )
         SELECT (SELECT count(*) FROM owner) AS found,
                (SELECT count(*) FROM visible WHERE seen_at IS NULL)
@@ -424,8 +441,8 @@ async def delete(pool: Pool, who: Who, message_id: uuid.UUID) -> bool | None:
     return bool(row["removed"])
 
 
-# A message's ``seen`` count as a column expression on alias ``m`` (messages).
+# A message's ``seen`` count as a column expression on alias ``m`` (messages): the sum of
+# its counter's shards (``inbox_seen``).
 SEEN_COLUMN = (
-    "(SELECT count(*) FROM inbox_entries s WHERE s.message_id = m.id "
-    "AND s.seen_at IS NOT NULL) AS seen"
+    "(SELECT coalesce(sum(s.n), 0)::bigint FROM inbox_seen s WHERE s.message_id = m.id) AS seen"
 )

@@ -35,7 +35,9 @@ class InboxOptions(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_o
 class SendRequestBase(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
     """``POST /v1/apps/{app_code}/messages``.  The top-level provider blocks,
     ``ttl_seconds``, ``priority`` and ``collapse_key`` override the same fields of
-    ``notification``."""
+    ``notification``.  ``inbox`` (true, or an object with ``topic`` and ``expires_at``)
+    also stores the message in the inbox of every user the target reaches; ``push: false``
+    sends nothing to devices (it then needs ``inbox``)."""
 
     target: Target
     notification: Content

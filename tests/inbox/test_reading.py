@@ -335,3 +335,32 @@ async def test_the_client_reads_and_marks(api: Client, sims: Simulators) -> None
         with pytest.raises(ClientError) as refused:
             await push.inbox("pia", limit=500)
         assert (refused.value.status, refused.value.field) == (422, "limit")
+
+
+async def test_concurrent_marks_count_a_user_once(api: Client, sims: Simulators) -> None:
+    box = await _app(api, sims)
+    devices = [await box.user_device("quy", p) for p in ("ios", "android", "web")]
+    sent = (await box.note(target={"external_user_ids": ["quy", "rue"]}))["message_id"]
+    await box.user_device("rue")
+    marks = await asyncio.gather(*(box.device_seen(d, [sent]) for d in devices * 3))
+    assert all(m == {"count_unread": 0, "ignored": 0} for m in marks), marks
+    await box.server_seen("rue", [sent])
+    msg = await box.message(sent)
+    assert (msg["counts"]["inboxed"], msg["counts"]["seen"]) == (2, 2)
+
+
+async def test_many_users_marking_the_same_messages_at_once(api: Client, sims: Simulators) -> None:
+    """Users of one counter shard mark the same messages in different orders at the same
+    time: every mark counts once, none fails (the counter rows are locked in one order)."""
+    box = await _app(api, sims)
+    names = [f"crowd-{k}" for k in range(40)]
+    devices = [await box.user_device(name) for name in names]
+    sent = [(await box.note(target={"external_user_ids": names}))["message_id"] for _ in range(6)]
+    orders = [sent[k % 6 :] + sent[: k % 6] for k in range(len(devices))]
+    marks = await asyncio.gather(
+        *(box.device_seen(d, order) for d, order in zip(devices, orders, strict=True))
+    )
+    assert all(m == {"count_unread": 0, "ignored": 0} for m in marks), marks
+    for message_id in sent:
+        msg = await box.message(message_id)
+        assert (msg["counts"]["inboxed"], msg["counts"]["seen"]) == (40, 40)

@@ -40,5 +40,17 @@ CREATE TABLE inbox_entries (
     seen_at     timestamptz,
     PRIMARY KEY (user_id, message_id)
 );
--- A message's `seen` count, cancel and retention (the cascade) find entries by message.
+-- Cancel and retention (the cascade) find entries by message.
 CREATE INDEX inbox_entries_message ON inbox_entries (message_id);
+
+-- A message's `seen` count.  Counting its entries would read 1,000,000 index entries for a
+-- broadcast every user saw, at every GET of the message; one counter row would serialize
+-- every user's seen on that row's lock.  So the counter is split into shards by user, and
+-- a message's count is the sum of at most SEEN_SHARDS rows.  It outlives the inbox (the
+-- report stays after retention or a user's erasure).
+CREATE TABLE inbox_seen (
+    message_id  bigint NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+    shard       smallint NOT NULL,
+    n           bigint NOT NULL,
+    PRIMARY KEY (message_id, shard)
+);
