@@ -12,8 +12,8 @@
   another app is going out (``transactional-during-broadcast``); ~40 s and ~90 s;
 - ``benchmarks.inbox``: a 200,000-device broadcast without and with ``inbox``, then inbox
   reads and seen marks from 32 clients on 100,000 users holding ~100 messages each
-  (``python -m benchmarks.inbox`` alone; ``--devices 2000000 --personal 500 --list-size
-  100000`` is the issue's 1,000,000 users); ~4 minutes.
+  (``--devices 2000000 --personal 300 --list-size 100000`` is the issue's 1,000,000
+  users); ~5 minutes.
 
 Each writes its JSON (and PNG) under ``benchmarks/results/``; this prints the paths.
 

@@ -15,7 +15,7 @@ worker --processes 2 --threads 4``, a database and Redis database of its own):
    for ``--seconds``, then ``POST …/inbox/seen`` (5 ids of the user's first page) for as long;
 5. the inbox tables' sizes in bytes per stored entry.
 
-The issue's size is ``--devices 2000000 --broadcasts 50 --personal 500 --list-size 100000``
+The issue's size is ``--devices 2000000 --broadcasts 70 --personal 300 --list-size 100000``
 (1,000,000 users holding ~100 messages each); the defaults are a tenth of it (100,000
-users, 50 + 100 x 50,000 / 100,000 = 100 messages each).
+users, 70 + 60 x 50,000 / 100,000 = 100 messages each).
 """

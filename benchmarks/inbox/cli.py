@@ -49,8 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--devices", type=int_between(2, 10_000_000), default=200_000)
     parser.add_argument("--repeats", type=int_between(1, 10), default=1, help="broadcast pairs")
-    parser.add_argument("--broadcasts", type=int_between(0, 1000), default=50)
-    parser.add_argument("--personal", type=int_between(0, 1000), default=100)
+    parser.add_argument("--broadcasts", type=int_between(0, 1000), default=70)
+    parser.add_argument("--personal", type=int_between(0, 1000), default=60)
     parser.add_argument(
         "--list-size",
         type=int_between(1, 100_000),
@@ -85,7 +85,7 @@ def summary(result: dict[str, Any]) -> str:
     lines = [
         f"broadcast to {result['devices']:,} devices / {result['users']:,} users: "
         f"without inbox {b['without_inbox_s']} s, with inbox {b['with_inbox_s']} s "
-        f"(+{b['added_percent']}%)",
+        f"({b['added_percent']:+.1f}%)",
         f"fill: {result['fill']['entries']:,} entries in {result['fill']['seconds']} s; "
         f"{result['fill']['messages_per_user']} messages per user",
     ]
