@@ -145,3 +145,43 @@ async def test_the_maintenance_loop_prunes_past_the_retention(
     while ids(await box.device_inbox(phone)) != [new]:
         assert time.monotonic() < deadline, "the old message was not pruned"
         await asyncio.sleep(0.2)
+
+
+async def test_submit_message_on_dramatiq_takes_inbox_and_opened_still_counts(
+    api: Client, sims: Simulators, launch: Launch, fanout_settings: Settings
+) -> None:
+    """A send enqueued on Dramatiq directly (actor ``submit_message``) is checked and stored
+    as the route's; ``push.opened`` with the message id counts into ``opened``."""
+    from workers.broker import close_broker, make_broker
+    from workers.enqueue import submit_message
+
+    box = Inboxes(api, sims)
+    await box.create_app()
+    phone = await box.user_device("uma")
+    await launch(sims)
+    broker = make_broker(fanout_settings)
+    try:
+        for body in (
+            {"push": False, "inbox": {"topic": "x" * 65}},  # refused: never stored
+            {"push": False, "inbox": {"topic": "queue"}},
+        ):
+            request = {"target": {"all": True}, "notification": {"title": "queued"}, **body}
+            await asyncio.to_thread(submit_message, broker, box.code, request)
+    finally:
+        await asyncio.to_thread(close_broker, broker)
+    deadline = time.monotonic() + 30
+    while not (page := await box.device_inbox(phone))["messages"]:
+        assert time.monotonic() < deadline, "the queued send never reached the inbox"
+        await asyncio.sleep(0.2)
+    (message,) = page["messages"]
+    assert message["topic"] == "queue"
+    listed = await json(await api.get(f"/v1/apps/{box.code}/messages", headers=box.server), 200)
+    assert [m["message_id"] for m in listed["messages"]] == [message["message_id"]]
+    resp = await api.post(
+        f"/v1/installations/{phone.installation_id}/events",
+        json=[{"name": "push.opened", "message_id": message["message_id"]}],
+        headers=bearer(phone.secret),
+    )
+    await json(resp, 202)
+    counts = (await box.wait(message["message_id"]))["counts"]
+    assert (counts["opened"], counts["inboxed"], counts["targeted"]) == (1, 1, 0)
