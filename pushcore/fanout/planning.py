@@ -7,7 +7,7 @@ chunks of :data:`LIST_CHUNK` values with ``= ANY``.  Each page is one statement 
 the page size whatever the audience.  A crash resumes from the stored cursor: the batches a
 crashed planner wrote but did not enqueue are picked up by the reaper.
 
-A message with ``inbox`` is first stored in its users' inboxes (``pushcore.db.inbox``: one
+A message with ``inbox`` is then stored in its users' inboxes (``pushcore.db.inbox``: one
 row for a whole-app send, one entry per user for the others, in pages with a cursor of
 their own); with ``push: false`` that is all, and the message is done without batches.
 """
@@ -61,10 +61,6 @@ async def plan(pool: Pool, settings: Settings, enqueuer: Enqueuer, message_id: i
         "batch_size": settings.batch_size,
         "primary_only": claimed["primary_only"],
     }
-    # the inbox before the push: the message is in the inboxes when it reaches the devices
-    if request.get("inbox") and not await _plan_inbox(pool, settings, claimed, target, kind):
-        log.info("message %d: inbox planning taken over or stopped", message_id)
-        return None
     if not request.get("push", True):
         owned = True  # inbox only: no batches
     elif kind in (TargetKind.ALL, TargetKind.TAGS):
@@ -87,6 +83,11 @@ async def plan(pool: Pool, settings: Settings, enqueuer: Enqueuer, message_id: i
             cursor=claimed["plan_cursor"],
             common=common,
         )
+    # The inbox after the push's batches are queued: the workers send while a tag
+    # segment's or a long list's entries are written (a broadcast's is one row), so the
+    # inbox never delays the push; the message is done only once both are.
+    if owned and request.get("inbox"):
+        owned = await _plan_inbox(pool, settings, claimed, target, kind)
     if not owned:
         log.info("message %d: planning taken over or stopped", message_id)
         return None
