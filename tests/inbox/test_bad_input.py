@@ -70,6 +70,8 @@ QUERY_TABLE: list[tuple[dict[str, str], str]] = [
     ({"from": "2026-01-02T00:00:00Z", "to": "2026-01-01T00:00:00Z"}, "to"),
     ({"cursor": "not a cursor"}, "cursor"),
     ({"cursor": "MTIz"}, "cursor"),  # base64 of "123": no message id
+    ({"cursor": "MS45MjIzMzcyMDM2ODU0Nzc1ODA4"}, "cursor"),  # "1.9223372036854775808": > bigint
+    ({"cursor": "OTk5OTk5OTk5OTk5OTk5OTk5OTk5LjE"}, "cursor"),  # a time past year 9999
 ]
 
 

@@ -59,12 +59,16 @@ def _cursor(position: tuple[dt.datetime, int]) -> str:
 
 
 def _position(raw: str) -> tuple[dt.datetime, int]:
+    refused = invalid("cursor", "not a cursor this API returned")
     try:
         text = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
         micros, message_id = (int(part) for part in text.split("."))
-        return _EPOCH + dt.timedelta(microseconds=micros), message_id
+        at = _EPOCH + dt.timedelta(microseconds=micros)
     except (ValueError, binascii.Error, UnicodeDecodeError, OverflowError):
-        raise invalid("cursor", "not a cursor this API returned") from None
+        raise refused from None
+    if not 0 < message_id < 2**63:  # a bigint, or PostgreSQL refuses the parameter
+        raise refused
+    return at, message_id
 
 
 def _convert(name: str, raw: str, kind: Any) -> Any:
