@@ -367,3 +367,20 @@ async def test_many_users_marking_the_same_messages_at_once(api: Client, sims: S
     for message_id in sent:
         msg = await box.message(message_id)
         assert (msg["counts"]["inboxed"], msg["counts"]["seen"]) == (40, 40)
+
+
+async def test_inbox_only_needs_no_provider_credentials(api: Client) -> None:
+    created = await json(
+        await api.post("/v1/apps", json={"name": "no providers"}, headers=ADMIN), 201
+    )
+    code, server = created["app_code"], bearer(created["server_key"])
+    body = {"target": {"external_user_ids": ["vic"]}, "notification": {"title": "t"}}
+    path = f"/v1/apps/{code}/messages"
+    refused = await json(await api.post(path, json=body, headers=server), 422)
+    assert refused["error"]["field"] == "platforms"  # a push needs credentials
+    out = await json(
+        await api.post(path, json={**body, "push": False, "inbox": True}, headers=server), 202
+    )
+    assert (out["status"], out["counts"]["inboxed"], out["platforms"]) == ("done", 1, [])
+    page = await json(await api.get(f"/v1/apps/{code}/users/vic/inbox", headers=server), 200)
+    assert [m["message_id"] for m in page["messages"]] == [out["message_id"]]
