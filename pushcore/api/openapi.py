@@ -32,12 +32,14 @@ _REASONS = {
     201: "Created",
     202: "Accepted",
     204: "No Content",
-    400: "Malformed request",
+    400: "Malformed request: no body (body_required), a body that is not JSON "
+    "(invalid_json), or a rule of the operation's description broken",
     401: "Missing or wrong credential",
     403: "Forbidden",
     404: "Not found",
     409: "Conflict with the current state",
-    413: "Body larger than 64 KiB",
+    413: "Body larger than the route's limit (64 KiB; 8 MiB for sends)",
+    415: "The body is not sent as Content-Type: application/json",
     422: "A field is invalid (the error names it)",
     503: "Not ready",
 }
@@ -90,6 +92,8 @@ def _operation(route: Route, by_type: dict[Any, Any]) -> dict[str, Any]:
         "parameters": _parameters(route),
         "responses": _responses(route, by_type),
     }
+    if route.description:
+        op["description"] = route.description
     if route.body is not None:
         op["requestBody"] = {
             "required": True,
@@ -103,13 +107,25 @@ def _body(route: Route) -> Any:
 
 
 def _parameters(route: Route) -> list[dict[str, Any]]:
-    return [
+    path = [
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
         for name in _PARAM.findall(route.path)
-    ] + [
-        {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
-        for name in route.query
     ]
+    query = []
+    for q in route.query:
+        schema = msgspec.json.schema(q.kind)
+        if q.default is not None:
+            schema["default"] = q.default
+        query.append(
+            {
+                "name": q.name,
+                "in": "query",
+                "required": False,
+                "description": q.description,
+                "schema": schema,
+            }
+        )
+    return path + query
 
 
 def _responses(route: Route, by_type: dict[Any, Any]) -> dict[str, Any]:
@@ -122,7 +138,10 @@ def _responses(route: Route, by_type: dict[Any, Any]) -> dict[str, Any]:
             schema = {"type": "object"} if route.response is dict else by_type[route.response]
             response["content"] = {"application/json": {"schema": schema}}
         responses[str(status)] = response
-    for status in route.errors:
+    errors = set(route.errors)
+    if route.body is not None:
+        errors |= {400, 415}  # see routing._decode
+    for status in sorted(errors):
         responses[str(status)] = {
             "description": _REASONS[status],
             "content": {"application/json": {"schema": by_type[ErrorBody]}},

@@ -26,7 +26,14 @@ Tags = Annotated[list[Tag], Meta(max_length=100)]
 Key = Annotated[str, Meta(min_length=1, max_length=64)]
 Scalar = Annotated[str, Meta(max_length=1024)] | int | float | bool | None
 Properties = Annotated[dict[Key, Scalar], Meta(max_length=100)]
-AwareDatetime = Annotated[dt.datetime, Meta(tz=True)]
+EventTime = Annotated[
+    dt.datetime,
+    Meta(
+        tz=True,
+        description="when it happened, with an offset; from 2000-01-01T00:00:00Z to one day "
+        "after the server's clock (the time of the report when absent)",
+    ),
+]
 
 
 class Request(Struct, forbid_unknown_fields=True, kw_only=True):
@@ -225,7 +232,7 @@ class Event(Request):
     custom name."""
 
     name: Annotated[str, Meta(min_length=1, max_length=128)]
-    at: AwareDatetime | None = None
+    at: EventTime | None = None
     message_id: uuid.UUID | None = None
     attributes: Properties | None = None
 

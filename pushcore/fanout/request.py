@@ -35,7 +35,18 @@ class SendRequestBase(msgspec.Struct, forbid_unknown_fields=True, frozen=True, k
     ttl_seconds: Ttl | None = None
     priority: Literal["high", "normal"] | None = None
     collapse_key: CollapseKey | None = None
-    send_at: Annotated[dt.datetime, msgspec.Meta(tz=True)] | None = None
+    send_at: (
+        Annotated[
+            dt.datetime,
+            msgspec.Meta(
+                tz=True,
+                description="when to send, with an offset; from 2000-01-01T00:00:00Z to 365 "
+                "days after the server's clock (a time already past sends at once; the TTL "
+                "counts from it)",
+            ),
+        ]
+        | None
+    ) = None
     idempotency_key: Annotated[str, msgspec.Meta(min_length=1, max_length=128)] | None = None
 
     def effective_notification(self) -> Content:

@@ -5,11 +5,13 @@ checked exactly like one posted over HTTP."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
 
+from pushcore import fields
 from pushcore.config import Settings
 from pushcore.db import messages as queries
 from pushcore.db.messages import LanePlan
@@ -34,10 +36,7 @@ def check(
     """The platforms this message goes to; :class:`InvalidSend` when it cannot be sent.
     ``providers`` caches the providers between calls (loading keys is most of a check's
     cost); without it they are built for this call."""
-    try:
-        request.target.kind()
-    except ValueError as exc:
-        raise InvalidSend("target", str(exc)) from None
+    _check_request(request)
     stored: dict[str, Any] = app["credentials"]
     configured: list[str] = [p for p in registry.NAMES if p in stored]
     if request.platforms is not None:
@@ -65,6 +64,19 @@ def check(
         except CredentialsError as exc:  # stored credentials no longer load
             raise InvalidSend(spec.key, str(exc)) from None
     return wanted
+
+
+def _check_request(request: SendRequestBase) -> None:
+    """What the request's type cannot say: exactly one target, the send_at window."""
+    try:
+        request.target.kind()
+    except ValueError as exc:
+        raise InvalidSend("target", str(exc)) from None
+    if request.send_at is not None:
+        now = dt.datetime.now(dt.UTC)
+        problem = fields.time_problem(request.send_at, now, fields.SEND_AT_AHEAD)
+        if problem is not None:
+            raise InvalidSend("send_at", problem)
 
 
 def lane_plan(request: SendRequestBase, settings: Settings) -> LanePlan | None:

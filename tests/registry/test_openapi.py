@@ -6,6 +6,7 @@ import re
 
 from pushcore.api.app import make_app
 from pushcore.config import Settings
+from pushcore.fields import EMAIL_PATTERN, MSISDN_PATTERN
 from tests.registry.helpers import Client, json
 
 _PARAM = re.compile(r"\{(\w+)\}")
@@ -39,3 +40,43 @@ async def test_documented_bodies_reject_what_the_schema_rejects(client: Client) 
     create = doc["components"]["schemas"]["InstallationCreate"]
     assert create.get("additionalProperties") is False
     assert create["required"] == ["platform"]
+
+
+async def test_every_body_route_documents_400_and_415(client: Client) -> None:
+    doc = await json(await client.get("/v1/openapi.json"), 200)
+    with_body = 0
+    for ops in doc["paths"].values():
+        for op in ops.values():
+            if "requestBody" not in op:
+                continue
+            with_body += 1
+            for status in ("400", "413", "415", "422"):
+                content = op["responses"][status]["content"]["application/json"]
+                assert content["schema"] == {"$ref": "#/components/schemas/ErrorBody"}, op
+    assert with_body >= 12
+
+
+async def test_query_parameters_say_what_is_enforced(client: Client) -> None:
+    doc = await json(await client.get("/v1/openapi.json"), 200)
+
+    def params(path: str) -> dict[str, dict[str, object]]:
+        op = doc["paths"][path]["get"]
+        return {p["name"]: p["schema"] for p in op["parameters"] if p["in"] == "query"}
+
+    listing = params("/v1/apps/{app_code}/messages")
+    assert listing["limit"] == {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}
+    assert listing["before"] == {"type": "string", "format": "uuid"}
+    users = params("/v1/apps/{app_code}/users")
+    # the documented patterns are the very strings the server checks with
+    assert users["email"]["pattern"] == EMAIL_PATTERN
+    assert users["msisdn"]["pattern"] == MSISDN_PATTERN
+    assert "exactly one" in doc["paths"]["/v1/apps/{app_code}/users"]["get"]["description"]
+
+
+def test_patterns_mean_the_same_in_ecma_262() -> None:
+    """JSON Schema validators and generated clients read patterns as ECMA-262: no class
+    whose meaning differs from Python's (``\\s``, ``\\d``, ``\\w``, ``\\b``), no Python-only
+    syntax; every escape is a \\x escape or a literal character."""
+    for pattern in (EMAIL_PATTERN, MSISDN_PATTERN):
+        assert not re.search(r"\\[sSdDwWbBAZ]|\(\?P|\(\?<|\(\?#", pattern), pattern
+        assert all(e[1] in "x+.-[]" for e in re.findall(r"\\.", pattern)), pattern

@@ -7,11 +7,13 @@ Server-side: the same user-link operations, scoped to the server key's app.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import asyncpg
 import msgspec
 
+from pushcore import fields
 from pushcore.api import auth, validation
 from pushcore.api.errors import ApiError, conflict, forbidden, invalid, not_found, unauthorized
 from pushcore.api.routing import Call, Reply, Route
@@ -210,6 +212,12 @@ async def primary(call: Call) -> Reply:
 
 async def report_events(call: Call) -> Reply:
     events: list[Any] = call.body
+    now = dt.datetime.now(dt.UTC)
+    for index, event in enumerate(events):
+        if event.at is not None:
+            problem = fields.time_problem(event.at, now, fields.EVENT_AHEAD)
+            if problem is not None:
+                raise invalid(f"[{index}].at", problem)
     accepted = await event_queries.insert(
         call.request.app[POOL],
         public_id=call.installation_id(),
