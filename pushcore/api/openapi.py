@@ -14,7 +14,7 @@ from aiohttp import web
 
 from pushcore import __version__
 from pushcore.api.routing import Route
-from pushcore.api.schemas import ErrorBody
+from pushcore.api.schemas import ErrorBody, cross_field_rules
 
 DOCUMENT = web.AppKey("openapi", dict)
 REF = "#/components/schemas/{name}"
@@ -65,6 +65,12 @@ def build(routes: list[Route]) -> dict[str, Any]:
     for route in routes:
         types += [t for t in (_body(route), route.response) if t not in (None, dict)]
     schemas, components = msgspec.json.schema_components(types, ref_template=REF)
+    for name, rules in cross_field_rules().items():
+        component = components[name]
+        described = " ".join(filter(None, (component.get("description"), rules.get("description"))))
+        component.update(rules)
+        if described:
+            component["description"] = described
     by_type = dict(zip(types, schemas, strict=True))
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
+import jsonschema
+import pytest
+
+from pushcore.api import openapi
 from pushcore.api.app import make_app
 from pushcore.config import Settings
 from pushcore.fields import EMAIL_PATTERN, MSISDN_PATTERN
-from tests.registry.helpers import Client, json
+from tests.registry.helpers import App, Client, json, web_subscription
 
 _PARAM = re.compile(r"\{(\w+)\}")
 
@@ -80,3 +85,46 @@ def test_patterns_mean_the_same_in_ecma_262() -> None:
     for pattern in (EMAIL_PATTERN, MSISDN_PATTERN):
         assert not re.search(r"\\[sSdDwWbBAZ]|\(\?P|\(\?<|\(\?#", pattern), pattern
         assert all(e[1] in "x+.-[]" for e in re.findall(r"\\.", pattern)), pattern
+
+
+def _validator(doc: dict[str, Any], component: str) -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator({**doc, "$ref": f"#/components/schemas/{component}"})
+
+
+# (body, documented as valid) for InstallationCreate; the API answers 201 or 422 alike
+REGISTRATIONS: list[tuple[dict[str, Any], bool]] = [
+    ({"platform": "ios"}, False),
+    ({"platform": "ios", "push_token": None}, False),
+    ({"platform": "web"}, False),
+    ({"platform": "ios", "push_token": "ab" * 32, "web_subscription": web_subscription()}, False),
+    ({"platform": "web", "push_token": "ab" * 32, "web_subscription": web_subscription()}, False),
+    ({"platform": "ios", "push_token": "ab" * 32}, True),
+    ({"platform": "ios", "push_token": "cd" * 32, "web_subscription": None}, True),
+    ({"platform": "web", "web_subscription": web_subscription()}, True),
+]
+
+
+@pytest.mark.parametrize(("body", "valid"), REGISTRATIONS)
+async def test_registration_rules_are_documented(
+    client: Client, body: dict[str, Any], valid: bool
+) -> None:
+    doc = await json(await client.get("/v1/openapi.json"), 200)
+    assert _validator(doc, "InstallationCreate").is_valid(body) is valid
+    app = await App.create(client)
+    resp = await client.post(f"/v1/apps/{app.code}/installations", json=body)
+    assert resp.status == (201 if valid else 422), await resp.text()
+
+
+def test_target_and_patch_rules_are_documented(settings: Settings) -> None:
+    """Exactly one target kind (null is absent), ``match`` only with tags, a patch with a
+    token or a subscription; the send table in tests/fanout proves the API refuses these."""
+    doc = make_app(settings)[openapi.DOCUMENT]
+    target = _validator(doc, "Target")
+    assert target.is_valid({"all": True})
+    assert target.is_valid({"tags": ["a"], "match": "all", "emails": None})
+    assert not target.is_valid({})
+    assert not target.is_valid({"all": True, "tags": ["a"]})
+    assert not target.is_valid({"external_user_ids": ["u"], "match": "all"})
+    patch = _validator(doc, "InstallationPatch")
+    assert patch.is_valid({"push_token": "ab" * 32})
+    assert not patch.is_valid({"push_token": "ab" * 32, "web_subscription": web_subscription()})
