@@ -27,11 +27,12 @@ from pushcore.api.schemas import (
     Personalize,
     Primary,
 )
-from pushcore.api.state import POOL
+from pushcore.api.state import POOL, SETTINGS
 from pushcore.db import events as event_queries
 from pushcore.db import installations as queries
 from pushcore.db.installations import Scope, TokenChange
 from pushcore.db.pool import Record
+from pushcore.endpoints import EndpointPolicy
 from pushcore.providers import registry
 
 OUT_FIELDS = tuple(f for f in InstallationOut.__struct_fields__)
@@ -68,7 +69,8 @@ def _missing(call: Call) -> ApiError:
 
 async def register(call: Call) -> Reply:
     body: InstallationCreate = call.body
-    reg = validation.registration(body.platform, body.push_token, body.web_subscription)
+    policy = call.request.app[SETTINGS].endpoint_policy()
+    reg = validation.registration(body.platform, body.push_token, body.web_subscription, policy)
     secret = auth.new_secret(auth.INSTALLATION_SECRET_PREFIX)
     row = await queries.register(
         call.request.app[POOL],
@@ -95,13 +97,13 @@ async def get_installation(call: Call) -> Reply:
     return Reply(200, InstallationOut(**installation_out(row)))
 
 
-def _token_change(body: InstallationPatch) -> TokenChange | None:
+def _token_change(body: InstallationPatch, policy: EndpointPolicy) -> TokenChange | None:
     token = body.push_token
     sub = body.web_subscription
     if token is not msgspec.UNSET and sub is not msgspec.UNSET:
         raise invalid("push_token", "give push_token or web_subscription, not both")
     if sub is not msgspec.UNSET:
-        reg = validation.web_registration(sub)
+        reg = validation.web_registration(sub, policy)
         web = [s.name for s in registry.PLATFORMS if s.registration == "web_subscription"]
         return TokenChange({p: reg.token for p in web}, reg.p256dh, reg.auth)
     if token is not msgspec.UNSET:
@@ -111,7 +113,7 @@ def _token_change(body: InstallationPatch) -> TokenChange | None:
 
 async def patch_installation(call: Call) -> Reply:
     body: InstallationPatch = call.body
-    change = _token_change(body)
+    change = _token_change(body, call.request.app[SETTINGS].endpoint_policy())
     pool = call.request.app[POOL]
     scope = _scope(call)
     try:
