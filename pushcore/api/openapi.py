@@ -81,7 +81,11 @@ def build(routes: list[Route]) -> dict[str, Any]:
             "title": "pushcore",
             "version": __version__,
             "description": "Device registry and push fan-out. Errors are always "
-            '{"error": {"code", "message", "field"?}}.',
+            '{"error": {"code", "message", "field"?}}. A method a path does not have is '
+            "answered 405 with an Allow header. Bodies are JSON sent as Content-Type: "
+            "application/json (else 415). Integer fields take integers written as such "
+            "(6907, not 6907.0 or 6.907e3): the decoder is strict. No string may hold "
+            "U+0000.",
         },
         "paths": paths,
         "components": {"schemas": components, "securitySchemes": _SECURITY_SCHEMES},

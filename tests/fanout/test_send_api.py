@@ -48,6 +48,9 @@ CASES: list[tuple[dict[str, Any], int, str | None]] = [
     ),
     ({"target": {"all": True}, "notification": NOTE, "platforms": ["pager"]}, 422, "platforms[0]"),
     ({"target": {"all": True}, "notification": NOTE, "ttl_seconds": -1}, 422, "ttl_seconds"),
+    # JSON Schema calls 6907.0 an integer; the API takes integers written as such (stated
+    # in the document's description), and says which field
+    ({"target": {"all": True}, "notification": NOTE, "ttl_seconds": 6907.0}, 422, "ttl_seconds"),
     ({"target": {"all": True}, "notification": NOTE, "priority": "urgent"}, 422, "priority"),
     (
         {"target": {"all": True}, "notification": NOTE, "collapse_key": "x" * 65},

@@ -374,3 +374,13 @@ async def test_405_says_which_methods_are_allowed(client: Client) -> None:
         assert resp.status == 405, answer
         assert answer["error"]["code"] == "method_not_allowed"
         assert set(resp.headers["Allow"].split(",")) >= allowed, resp.headers["Allow"]
+
+
+@pytest.mark.parametrize("token", ["\u00e9" * 64, "zz", "", "A" * 64])
+async def test_a_malformed_identity_token_is_a_403(client: Client, token: str) -> None:
+    """Found by the property-based run: a non-ASCII identity_token made the constant-time
+    comparison raise (500)."""
+    app = await App.create(client, identity_verification=True)
+    inst = await app.register()
+    answer = await app.personalize(inst, status=403, external_user_id="u", identity_token=token)
+    assert answer["error"]["field"] == "identity_token", answer
