@@ -41,7 +41,7 @@ _REASONS = {
     413: "Body larger than the route's limit (64 KiB; 8 MiB for sends)",
     415: "The body is not sent as Content-Type: application/json",
     422: "A field is invalid (the error names it)",
-    503: "Not ready",
+    503: "The database is unavailable (or, for /readyz, did not answer in time); retry",
 }
 
 
@@ -151,6 +151,8 @@ def _responses(route: Route, by_type: dict[Any, Any]) -> dict[str, Any]:
     errors = set(route.errors)
     if route.body is not None:
         errors |= {400, 415}  # see routing._decode
+    if route.database:
+        errors |= {503}  # see app.errors
     for status in sorted(errors):
         responses[str(status)] = {
             "description": _REASONS[status],

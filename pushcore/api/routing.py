@@ -94,6 +94,7 @@ class Route:
     tag: str = ""
     query: tuple[Query, ...] = ()  # optional query parameters
     description: str = ""  # rules the schemas cannot state (the document's description)
+    database: bool = True  # answers 503 when PostgreSQL is unavailable (see app.errors)
     also: tuple[int, ...] = ()  # other success statuses (e.g. 200 for an upsert's update)
     max_body: int = 64 * 1024  # larger bodies are refused with 413
     raw: str | None = None  # content type of a non-JSON answer

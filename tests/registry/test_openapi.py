@@ -10,9 +10,10 @@ import pytest
 
 from pushcore.api import openapi
 from pushcore.api.app import make_app
+from pushcore.api.state import POOL
 from pushcore.config import Settings
 from pushcore.fields import EMAIL_PATTERN, MSISDN_PATTERN
-from tests.registry.helpers import App, Client, json, web_subscription
+from tests.registry.helpers import ADMIN, App, Client, json, web_subscription
 
 _PARAM = re.compile(r"\{(\w+)\}")
 
@@ -128,3 +129,21 @@ def test_target_and_patch_rules_are_documented(settings: Settings) -> None:
     patch = _validator(doc, "InstallationPatch")
     assert patch.is_valid({"push_token": "ab" * 32})
     assert not patch.is_valid({"push_token": "ab" * 32, "web_subscription": web_subscription()})
+
+
+async def test_503_is_documented_where_the_database_is_used(client: Client) -> None:
+    """Every operation that reads or writes PostgreSQL answers 503 while it is unavailable
+    (here: the process's pool closed under it), and says so; the health routes that do
+    not use it do not."""
+    doc = await json(await client.get("/v1/openapi.json"), 200)
+    without = {"/healthz", "/metrics", "/v1/openapi.json"}
+    for path, ops in doc["paths"].items():
+        for op in ops.values():
+            assert ("503" in op["responses"]) is (path not in without), (path, op)
+    app = client.app
+    assert app is not None
+    await app[POOL].close()
+    resp = await client.get("/v1/apps", headers=ADMIN)
+    answer = await json(resp, 503)
+    assert answer["error"]["code"] == "unavailable"
+    assert (await client.get("/healthz")).status == 200
