@@ -47,6 +47,7 @@ ANY_HOST = "*"
 _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _NUMERIC_LABEL = re.compile(r"(?:0x[0-9a-f]*|[0-9]+)")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")
 
 
 def _embedded_v4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
@@ -87,10 +88,11 @@ def literal_address(host: str) -> IpAddress | None:
     """The address ``host`` is written as, in any notation, or ``None`` for a name.
     ``ValueError`` for a host that looks numeric but is no address (as a browser's URL
     parser refuses it)."""
-    try:
-        return ipaddress.ip_address(host)
-    except ValueError:
-        pass
+    if ":" in host:  # only IPv6 literals have colons (urlsplit drops the brackets)
+        try:
+            return ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"{host!r} is not an address") from None
     labels = host.split(".")
     # a host whose last label is numeric is an IPv4 address to URL parsers and resolvers
     if not _NUMERIC_LABEL.fullmatch(labels[-1]):
@@ -179,7 +181,7 @@ class _Refused(Exception):
 def _parse(endpoint: str) -> tuple[str, str, IpAddress | None, str]:
     """(scheme, host, its address when written as one, origin) of an absolute http(s) URL
     without user info; :class:`_Refused` otherwise."""
-    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in endpoint):
+    if _SPACE_OR_CONTROL.search(endpoint):
         raise _Refused("must not contain spaces or control characters")
     try:
         parts = urlsplit(endpoint)
