@@ -2,8 +2,10 @@
 
 A :class:`Route` names its method, path, who may call it (``auth``), the body type it
 decodes, the response type and status it answers with and the error statuses it may
-produce.  :func:`install` wraps each handler so that authentication and body decoding
-happen before it runs; the handler receives a :class:`Call` and returns a :class:`Reply`.
+produce.  :func:`install` wraps each handler so that authentication, the path and query
+parameters (a NUL in a path id is a 404, query values are converted to their documented
+types) and body decoding (a JSON Content-Type or 415; :mod:`pushcore.api.decoding`) happen
+before it runs; the handler receives a :class:`Call` and returns a :class:`Reply`.
 """
 
 from __future__ import annotations
