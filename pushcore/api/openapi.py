@@ -13,7 +13,7 @@ import msgspec
 from aiohttp import web
 
 from pushcore import __version__
-from pushcore.api.routing import Route
+from pushcore.api.routing import Route, queries_of
 from pushcore.api.schemas import ErrorBody, cross_field_rules
 
 DOCUMENT = web.AppKey("openapi", dict)
@@ -122,19 +122,14 @@ def _parameters(route: Route) -> list[dict[str, Any]]:
         for name in _PARAM.findall(route.path)
     ]
     query = []
-    for q in route.query:
+    for q in queries_of(route):
         schema = msgspec.json.schema(q.kind)
         if q.default is not None:
             schema["default"] = q.default
-        query.append(
-            {
-                "name": q.name,
-                "in": "query",
-                "required": False,
-                "description": q.description,
-                "schema": schema,
-            }
-        )
+        param: dict[str, Any] = {"name": q.name, "in": "query", "required": False}
+        if q.description:
+            param["description"] = q.description
+        query.append({**param, "schema": schema})
     return path + query
 
 

@@ -94,7 +94,9 @@ class Route:
     status: int = 200
     errors: tuple[int, ...] = ()
     tag: str = ""
-    query: tuple[Query, ...] = ()  # optional query parameters
+    # optional query parameters; a bare name is a plain string (prefer a Query: its type is
+    # both what is checked and what the document shows)
+    query: tuple[Query | str, ...] = ()
     description: str = ""  # rules the schemas cannot state (the document's description)
     database: bool = True  # answers 503 when PostgreSQL is unavailable (see app.errors)
     also: tuple[int, ...] = ()  # other success statuses (e.g. 200 for an upsert's update)
@@ -163,9 +165,13 @@ def _check_path(request: web.Request) -> None:
             raise not_found(_PATH_NAMES.get(name, name))
 
 
+def queries_of(route: Route) -> list[Query]:
+    return [Query(q, str, "") if isinstance(q, str) else q for q in route.query]
+
+
 def _queries(route: Route, request: web.Request) -> dict[str, Any]:
     values: dict[str, Any] = {}
-    for query in route.query:
+    for query in queries_of(route):
         raw = request.query.get(query.name)
         if raw is None:
             values[query.name] = query.default
@@ -176,7 +182,8 @@ def _queries(route: Route, request: web.Request) -> dict[str, Any]:
             # strict=False: a query value is text, converted to the documented type
             values[query.name] = msgspec.convert(raw, query.kind, strict=False)
         except msgspec.ValidationError as exc:
-            raise invalid(query.name, f"{query.description}: {exc}") from None
+            message = f"{query.description}: {exc}" if query.description else str(exc)
+            raise invalid(query.name, message) from None
     return values
 
 

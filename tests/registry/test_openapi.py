@@ -10,6 +10,7 @@ import pytest
 
 from pushcore.api import openapi
 from pushcore.api.app import make_app
+from pushcore.api.routing import Call, Query, Reply, Route
 from pushcore.api.state import POOL
 from pushcore.config import Settings
 from pushcore.fields import EMAIL_PATTERN, MSISDN_PATTERN
@@ -147,3 +148,23 @@ async def test_503_is_documented_where_the_database_is_used(client: Client) -> N
     answer = await json(resp, 503)
     assert answer["error"]["code"] == "unavailable"
     assert (await client.get("/healthz")).status == 200
+
+
+def test_a_bare_query_name_is_a_documented_string() -> None:
+    """Routes may still name a query parameter without a type: it is documented (and
+    checked for NUL) as a plain string."""
+    route = Route("GET", "/x", _nothing, "public", "x", query=("q", Query("n", int, "a number")))
+    assert openapi._parameters(route) == [
+        {"name": "q", "in": "query", "required": False, "schema": {"type": "string"}},
+        {
+            "name": "n",
+            "in": "query",
+            "required": False,
+            "description": "a number",
+            "schema": {"type": "integer"},
+        },
+    ]
+
+
+async def _nothing(call: Call) -> Reply:
+    return Reply(204)
