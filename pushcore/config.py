@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from pushcore.endpoints import KNOWN_PUSH_SERVICES, EndpointPolicy, parse_allowed_hosts
 from pushcore.errors import ConfigError
 
 PREFIX = "PUSHCORE_"
@@ -301,8 +302,23 @@ class Settings:
         "WEBPUSH_ALLOW_LOOPBACK",
         False,
         _bool,
-        "Accept Web Push endpoints on loopback addresses (the local simulator only).",
+        "Accept and send to Web Push endpoints on loopback (127.0.0.0/8, ::1, localhost), "
+        "over http too, whatever PUSHCORE_WEBPUSH_ALLOWED_HOSTS says: the local simulators "
+        "and tests only.",
     )
+    webpush_allowed_hosts: tuple[str, ...] = setting(
+        "WEBPUSH_ALLOWED_HOSTS",
+        KNOWN_PUSH_SERVICES,
+        parse_allowed_hosts,
+        "Comma-separated push-service hosts Web Push endpoints may name: `host`, `*.host` "
+        "(any name below it) or `*` (any public host or address). Private, link-local and "
+        "other internal addresses are refused whatever this says, at registration and on "
+        "the connected address at send time.",
+    )
+
+    def endpoint_policy(self) -> EndpointPolicy:
+        """The one Web Push endpoint policy: registration and sending apply the same."""
+        return EndpointPolicy(self.webpush_allowed_hosts, self.webpush_allow_loopback)
 
     def describe(self) -> dict[str, str]:
         """The effective settings with secrets masked, for logs and `pushcore config`."""

@@ -82,7 +82,11 @@ async def errors(
             raise
         code = _HTTP_CODES.get(exc.status, "http_error")
         message = exc.reason if exc.status != 413 else "the body is too large"
-        return _error(ApiError(exc.status, code, message))
+        response = _error(ApiError(exc.status, code, message))
+        # a 405 must say which methods the resource has (RFC 9110 §15.5.6)
+        if "Allow" in exc.headers:
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
     except (
         DatabaseError,
         asyncpg.InterfaceError,

@@ -54,7 +54,9 @@ def identity_token(identity_secret: str, external_user_id: str) -> str:
 def identity_ok(identity_secret: str, external_user_id: str, token: str | None) -> bool:
     if token is None:
         return False
-    return hmac.compare_digest(identity_token(identity_secret, external_user_id), token)
+    # compared as bytes: compare_digest refuses str with non-ASCII characters
+    expected = identity_token(identity_secret, external_user_id).encode()
+    return hmac.compare_digest(expected, token.encode())
 
 
 def bearer(request: web.Request) -> str:

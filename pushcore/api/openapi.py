@@ -13,8 +13,8 @@ import msgspec
 from aiohttp import web
 
 from pushcore import __version__
-from pushcore.api.routing import Route
-from pushcore.api.schemas import ErrorBody
+from pushcore.api.routing import Route, queries_of
+from pushcore.api.schemas import ErrorBody, cross_field_rules
 
 DOCUMENT = web.AppKey("openapi", dict)
 REF = "#/components/schemas/{name}"
@@ -32,14 +32,16 @@ _REASONS = {
     201: "Created",
     202: "Accepted",
     204: "No Content",
-    400: "Malformed request",
+    400: "Malformed request: no body (body_required), a body that is not JSON "
+    "(invalid_json), or a rule of the operation's description broken",
     401: "Missing or wrong credential",
     403: "Forbidden",
     404: "Not found",
     409: "Conflict with the current state",
-    413: "Body larger than 64 KiB",
+    413: "Body larger than the route's limit (64 KiB; 8 MiB for sends)",
+    415: "The body is not sent as Content-Type: application/json",
     422: "A field is invalid (the error names it)",
-    503: "Not ready",
+    503: "The database is unavailable (or, for /readyz, did not answer in time); retry",
 }
 
 
@@ -63,6 +65,12 @@ def build(routes: list[Route]) -> dict[str, Any]:
     for route in routes:
         types += [t for t in (_body(route), route.response) if t not in (None, dict)]
     schemas, components = msgspec.json.schema_components(types, ref_template=REF)
+    for name, rules in cross_field_rules().items():
+        component = components[name]
+        described = " ".join(filter(None, (component.get("description"), rules.get("description"))))
+        component.update(rules)
+        if described:
+            component["description"] = described
     by_type = dict(zip(types, schemas, strict=True))
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
@@ -73,7 +81,11 @@ def build(routes: list[Route]) -> dict[str, Any]:
             "title": "pushcore",
             "version": __version__,
             "description": "Device registry and push fan-out. Errors are always "
-            '{"error": {"code", "message", "field"?}}.',
+            '{"error": {"code", "message", "field"?}}. A method a path does not have is '
+            "answered 405 with an Allow header. Bodies are JSON sent as Content-Type: "
+            "application/json (else 415). Integer fields take integers written as such "
+            "(6907, not 6907.0 or 6.907e3): the decoder is strict. No string may hold "
+            "U+0000.",
         },
         "paths": paths,
         "components": {"schemas": components, "securitySchemes": _SECURITY_SCHEMES},
@@ -90,6 +102,8 @@ def _operation(route: Route, by_type: dict[Any, Any]) -> dict[str, Any]:
         "parameters": _parameters(route),
         "responses": _responses(route, by_type),
     }
+    if route.description:
+        op["description"] = route.description
     if route.body is not None:
         op["requestBody"] = {
             "required": True,
@@ -103,13 +117,20 @@ def _body(route: Route) -> Any:
 
 
 def _parameters(route: Route) -> list[dict[str, Any]]:
-    return [
+    path = [
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
         for name in _PARAM.findall(route.path)
-    ] + [
-        {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
-        for name in route.query
     ]
+    query = []
+    for q in queries_of(route):
+        schema = msgspec.json.schema(q.kind)
+        if q.default is not None:
+            schema["default"] = q.default
+        param: dict[str, Any] = {"name": q.name, "in": "query", "required": False}
+        if q.description:
+            param["description"] = q.description
+        query.append({**param, "schema": schema})
+    return path + query
 
 
 def _responses(route: Route, by_type: dict[Any, Any]) -> dict[str, Any]:
@@ -122,7 +143,12 @@ def _responses(route: Route, by_type: dict[Any, Any]) -> dict[str, Any]:
             schema = {"type": "object"} if route.response is dict else by_type[route.response]
             response["content"] = {"application/json": {"schema": schema}}
         responses[str(status)] = response
-    for status in route.errors:
+    errors = set(route.errors)
+    if route.body is not None:
+        errors |= {400, 415}  # see routing._decode
+    if route.database:
+        errors |= {503}  # see app.errors
+    for status in sorted(errors):
         responses[str(status)] = {
             "description": _REASONS[status],
             "content": {"application/json": {"schema": by_type[ErrorBody]}},

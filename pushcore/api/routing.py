@@ -2,8 +2,10 @@
 
 A :class:`Route` names its method, path, who may call it (``auth``), the body type it
 decodes, the response type and status it answers with and the error statuses it may
-produce.  :func:`install` wraps each handler so that authentication and body decoding
-happen before it runs; the handler receives a :class:`Call` and returns a :class:`Reply`.
+produce.  :func:`install` wraps each handler so that authentication, the path and query
+parameters (a NUL in a path id is a 404, query values are converted to their documented
+types) and body decoding (a JSON Content-Type or 415; :mod:`pushcore.api.decoding`) happen
+before it runs; the handler receives a :class:`Call` and returns a :class:`Reply`.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import msgspec
 from aiohttp import web
 
 from pushcore.api import auth
-from pushcore.api.errors import ApiError, from_validation, not_found, unauthorized
+from pushcore.api.decoding import NUL, decode
+from pushcore.api.errors import ApiError, invalid, not_found, unauthorized
 from pushcore.api.state import POOL, SERVER_KEYS, SETTINGS
 from pushcore.db import apps as app_queries
 
@@ -39,12 +42,24 @@ class Reply:
     body: Any = None  # a msgspec struct, or None for 204
 
 
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A query parameter: ``kind`` is the msgspec type its value converts to (and the schema
+    the OpenAPI document shows), so the document states exactly what is enforced."""
+
+    name: str
+    kind: Any
+    description: str
+    default: Any = None
+
+
 @dataclass(slots=True)
 class Call:
     request: web.Request
     body: Any
     app: auth.AppRef | None  # the app of a server key (server routes)
     secret_hash: bytes | None  # digest of the installation secret (device routes)
+    query: dict[str, Any]  # the route's query parameters, converted (absent: default)
 
     def param(self, name: str) -> str:
         return self.request.match_info[name]
@@ -79,7 +94,11 @@ class Route:
     status: int = 200
     errors: tuple[int, ...] = ()
     tag: str = ""
-    query: tuple[str, ...] = ()  # query parameters, documented as optional strings
+    # optional query parameters; a bare name is a plain string (prefer a Query: its type is
+    # both what is checked and what the document shows)
+    query: tuple[Query | str, ...] = ()
+    description: str = ""  # rules the schemas cannot state (the document's description)
+    database: bool = True  # answers 503 when PostgreSQL is unavailable (see app.errors)
     also: tuple[int, ...] = ()  # other success statuses (e.g. 200 for an upsert's update)
     max_body: int = 64 * 1024  # larger bodies are refused with 413
     raw: str | None = None  # content type of a non-JSON answer
@@ -129,17 +148,63 @@ async def _server_app(request: web.Request, credential: str) -> auth.AppRef:
     return app
 
 
-def _decode(route: Route, raw: bytes) -> Any:
-    if route.body is None:
-        return None
+# what a 404 names when a path parameter cannot be an id (a NUL in it)
+_PATH_NAMES = {
+    "app_code": "app",
+    "key_id": "key",
+    "installation_id": "installation",
+    "external_user_id": "user",
+    "message_id": "message",
+}
+
+
+def _check_path(request: web.Request) -> None:
+    """No id holds a NUL (PostgreSQL text cannot), so such a path names nothing: 404."""
+    for name, value in request.match_info.items():
+        if NUL in value:
+            raise not_found(_PATH_NAMES.get(name, name))
+
+
+def queries_of(route: Route) -> list[Query]:
+    return [Query(q, str, "") if isinstance(q, str) else q for q in route.query]
+
+
+def _queries(route: Route, request: web.Request) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for query in queries_of(route):
+        raw = request.query.get(query.name)
+        if raw is None:
+            values[query.name] = query.default
+            continue
+        if NUL in raw:
+            raise invalid(query.name, "must not contain the NUL character (U+0000)")
+        try:
+            # strict=False: a query value is text, converted to the documented type
+            values[query.name] = msgspec.convert(raw, query.kind, strict=False)
+        except msgspec.ValidationError as exc:
+            message = f"{query.description}: {exc}" if query.description else str(exc)
+            raise invalid(query.name, message) from None
+    return values
+
+
+def is_json(content_type: str) -> bool:
+    """``application/json`` or a ``+json`` type (parameters such as charset aside)."""
+    return content_type == "application/json" or (
+        content_type.startswith("application/") and content_type.endswith("+json")
+    )
+
+
+def _decode(route: Route, request: web.Request, raw: bytes) -> Any:
     if not raw:
         raise ApiError(400, "body_required", "a JSON request body is required")
-    try:
-        return msgspec.json.decode(raw, type=route.body)
-    except msgspec.ValidationError as exc:
-        raise from_validation(exc) from None
-    except msgspec.DecodeError as exc:
-        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+    if not is_json(request.content_type):
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"the body must be sent as Content-Type: application/json, not "
+            f"{request.headers.get('Content-Type', 'none')!r}",
+        )
+    return decode(raw, route.body)
 
 
 async def _read(request: web.Request, limit: int) -> bytes:
@@ -155,8 +220,12 @@ async def _read(request: web.Request, limit: int) -> bytes:
 def _wrap(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handle(request: web.Request) -> web.StreamResponse:
         app, secret_hash = await _authenticate(route, request)
-        body = _decode(route, await _read(request, route.max_body)) if route.body else None
-        reply = await route.handler(Call(request, body, app, secret_hash))
+        _check_path(request)
+        query = _queries(route, request)
+        body = None
+        if route.body is not None:
+            body = _decode(route, request, await _read(request, route.max_body))
+        reply = await route.handler(Call(request, body, app, secret_hash, query))
         if reply.body is None:
             return web.Response(status=reply.status)
         if isinstance(reply.body, Raw):

@@ -17,6 +17,7 @@ import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from pushcore.fanout.request import SendRequest
+from pushcore.fanout.targets import TargetKind
 from pushcore.fields import Email, ExternalId, Msisdn, Tag
 from pushcore.providers import registry
 from pushcore.providers.registry import Platform
@@ -26,7 +27,14 @@ Tags = Annotated[list[Tag], Meta(max_length=100)]
 Key = Annotated[str, Meta(min_length=1, max_length=64)]
 Scalar = Annotated[str, Meta(max_length=1024)] | int | float | bool | None
 Properties = Annotated[dict[Key, Scalar], Meta(max_length=100)]
-AwareDatetime = Annotated[dt.datetime, Meta(tz=True)]
+EventTime = Annotated[
+    dt.datetime,
+    Meta(
+        tz=True,
+        description="when it happened, with an offset; from 2000-01-01T00:00:00Z to one day "
+        "after the server's clock (the time of the report when absent)",
+    ),
+]
 
 
 class Request(Struct, forbid_unknown_fields=True, kw_only=True):
@@ -225,7 +233,7 @@ class Event(Request):
     custom name."""
 
     name: Annotated[str, Meta(min_length=1, max_length=128)]
-    at: AwareDatetime | None = None
+    at: EventTime | None = None
     message_id: uuid.UUID | None = None
     attributes: Properties | None = None
 
@@ -370,3 +378,44 @@ class Health(Struct, kw_only=True):
 
 def encode(value: object) -> bytes:
     return msgspec.json.encode(value)
+
+
+def _given(name: str) -> dict[str, Any]:
+    """A JSON Schema that holds when ``name`` is present and not null (what "given" means
+    for the optional fields below: null is the same as absent)."""
+    return {"required": [name], "properties": {name: {"not": {"type": "null"}}}}
+
+
+def cross_field_rules() -> dict[str, dict[str, Any]]:
+    """{component name: schema keywords added to it}: the rules between fields that
+    ``validation.py``, ``Target.kind`` and the handlers enforce, stated in the document so
+    that generated clients and validators know them."""
+    by_kind: dict[str, list[str]] = {}
+    for spec in registry.PLATFORMS:
+        by_kind.setdefault(spec.registration, []).append(spec.name)
+    branches = [
+        {
+            "properties": {
+                "platform": {"enum": platforms},
+                **{other: {"type": "null"} for other in by_kind if other != kind},
+            },
+            "allOf": [_given(kind)],
+        }
+        for kind, platforms in sorted(by_kind.items())
+    ]
+    required = "; ".join(
+        f"`{kind}` is required for {', '.join(platforms)}"
+        for kind, platforms in sorted(by_kind.items())
+    )
+    return {
+        "InstallationCreate": {"description": f"{required}; never both.", "oneOf": branches},
+        "InstallationPatch": {
+            "description": "Give `push_token` or `web_subscription`, not both.",
+            "not": {"required": ["push_token", "web_subscription"]},
+        },
+        "Target": {
+            "oneOf": [_given(kind.value) for kind in TargetKind],
+            "if": {"required": ["match"], "properties": {"match": {"const": "all"}}},
+            "then": _given("tags"),
+        },
+    }

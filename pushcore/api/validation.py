@@ -3,21 +3,21 @@
 - Push tokens: each platform's own rule, from the platform registry (APNs device tokens are
   even-length hex of 64 to 200 characters, stored lower-case; FCM registration tokens are
   printable ASCII without spaces, up to 4096 characters).
-- Web Push: the endpoint must be https (plain http only to a loopback host, for the local
-  simulators); ``p256dh`` must decode to a 65-byte uncompressed P-256 point that lies on the
+- Web Push: the endpoint must pass the endpoint policy (:mod:`pushcore.endpoints`: https to
+  an allowed push-service host, never an internal address; the sender applies the same
+  policy); ``p256dh`` must decode to a 65-byte uncompressed P-256 point that lies on the
   curve and ``auth`` to 16 bytes.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from pushcore.api.errors import invalid
 from pushcore.api.schemas import WebSubscription
+from pushcore.endpoints import EndpointPolicy
 from pushcore.providers import registry
 from pushcore.providers.credentials import b64url_decode
 
@@ -32,7 +32,10 @@ class Registration:
 
 
 def registration(
-    platform: str, push_token: str | None, subscription: WebSubscription | None
+    platform: str,
+    push_token: str | None,
+    subscription: WebSubscription | None,
+    policy: EndpointPolicy,
 ) -> Registration:
     """The registration for ``platform``; a 422 naming the field when it is malformed."""
     if registry.spec(platform).registration == "web_subscription":
@@ -40,7 +43,7 @@ def registration(
             raise invalid("push_token", f"{platform} installations register a web_subscription")
         if subscription is None:
             raise invalid("web_subscription", f"required for platform {platform}")
-        return web_registration(subscription)
+        return web_registration(subscription, policy)
     if subscription is not None:
         raise invalid("web_subscription", f"not accepted for platform {platform}")
     if push_token is None:
@@ -67,8 +70,10 @@ def token_candidates(token: str) -> dict[str, str]:
     return candidates
 
 
-def web_registration(sub: WebSubscription) -> Registration:
-    _check_endpoint(sub.endpoint)
+def web_registration(sub: WebSubscription, policy: EndpointPolicy) -> Registration:
+    refusal = policy.refusal(sub.endpoint)
+    if refusal is not None:
+        raise invalid("web_subscription.endpoint", refusal)
     try:
         p256dh = b64url_decode(sub.keys.p256dh)
     except ValueError:
@@ -86,28 +91,3 @@ def web_registration(sub: WebSubscription) -> Registration:
     if len(auth) != 16:
         raise invalid("web_subscription.keys.auth", "must decode to 16 bytes")
     return Registration(sub.endpoint, sub.keys.p256dh, sub.keys.auth)
-
-
-def _check_endpoint(endpoint: str) -> None:
-    field = "web_subscription.endpoint"
-    try:
-        parts = urlsplit(endpoint)
-        host = parts.hostname
-    except ValueError:
-        raise invalid(field, "not a URL") from None
-    if not host or parts.username or parts.password or any(c.isspace() for c in endpoint):
-        raise invalid(field, "not an absolute URL")
-    if parts.scheme == "https":
-        return
-    if parts.scheme == "http" and _is_loopback(host):
-        return
-    raise invalid(field, "must be https (plain http only to a loopback simulator)")
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

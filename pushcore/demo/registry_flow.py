@@ -48,7 +48,7 @@ def demo_subscription() -> dict[str, Any]:
         .public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
     )
     return {
-        "endpoint": f"https://push.example.net/push/{secrets.token_urlsafe(16)}",
+        "endpoint": f"https://fcm.googleapis.com/fcm/send/{secrets.token_urlsafe(16)}",
         "keys": {"p256dh": b64url_encode(point), "auth": b64url_encode(secrets.token_bytes(16))},
     }
 

@@ -48,7 +48,18 @@ class SendRequestBase(msgspec.Struct, forbid_unknown_fields=True, frozen=True, k
     ttl_seconds: Ttl | None = None
     priority: Literal["high", "normal"] | None = None
     collapse_key: CollapseKey | None = None
-    send_at: Annotated[dt.datetime, msgspec.Meta(tz=True)] | None = None
+    send_at: (
+        Annotated[
+            dt.datetime,
+            msgspec.Meta(
+                tz=True,
+                description="when to send, with an offset; from 2000-01-01T00:00:00Z to 365 "
+                "days after the server's clock (a time already past sends at once; the TTL "
+                "counts from it)",
+            ),
+        ]
+        | None
+    ) = None
     idempotency_key: Annotated[str, msgspec.Meta(min_length=1, max_length=128)] | None = None
     # also store the message in the inbox of every user the target reaches
     inbox: bool | InboxOptions = False

@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 
+from pushcore import fields
 from pushcore.config import Settings
 from pushcore.db import messages as queries
 from pushcore.db.inbox import InboxPlan
@@ -36,10 +37,7 @@ def check(
     """The platforms this message goes to; :class:`InvalidSend` when it cannot be sent.
     ``providers`` caches the providers between calls (loading keys is most of a check's
     cost); without it they are built for this call."""
-    try:
-        request.target.kind()
-    except ValueError as exc:
-        raise InvalidSend("target", str(exc)) from None
+    _check_request(request)
     _check_inbox(request)
     if not request.push:
         return []  # inbox only: no provider is involved, none needs credentials
@@ -72,6 +70,19 @@ def check(
     return wanted
 
 
+def _check_request(request: SendRequestBase) -> None:
+    """What the request's type cannot say: exactly one target, the send_at window."""
+    try:
+        request.target.kind()
+    except ValueError as exc:
+        raise InvalidSend("target", str(exc)) from None
+    if request.send_at is not None:
+        now = dt.datetime.now(dt.UTC)
+        problem = fields.time_problem(request.send_at, now, fields.SEND_AT_AHEAD)
+        if problem is not None:
+            raise InvalidSend("send_at", problem)
+
+
 def _check_inbox(request: SendRequestBase) -> None:
     inbox = request.inbox_options()
     if not request.push:
@@ -82,6 +93,9 @@ def _check_inbox(request: SendRequestBase) -> None:
                 raise InvalidSend(name, "applies to the push only, and push is false")
     if inbox is None or inbox.expires_at is None:
         return
+    problem = fields.time_problem(inbox.expires_at, dt.datetime.now(dt.UTC), fields.EXPIRES_AHEAD)
+    if problem is not None:
+        raise InvalidSend("inbox.expires_at", problem)
     starts = request.send_at or dt.datetime.now(dt.UTC)
     if inbox.expires_at <= starts:
         what = "send_at" if request.send_at else "now"

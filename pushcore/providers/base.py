@@ -18,7 +18,9 @@ One send of a batch goes::
     if any(r.refresh_auth for r in results):
         provider.invalidate_auth(now)
 
-Transport failures (``Response.failure`` set) classify as ``RETRY``: an unprocessed request
+Transport failures (``Response.failure`` set) classify as ``RETRY`` (but for ``BLOCKED``: the
+endpoint's address is refused by policy, which sending again would not change, so the
+registration fails for this message and is kept): an unprocessed request
 is always safe to send again, and one that the server may have processed is sent again
 too, because a duplicate notification is a far smaller harm than a lost one.  Push
 providers keep no idempotency key we could use instead (APNs' ``apns-id`` only labels).
@@ -37,7 +39,7 @@ from typing import Any, Literal, Protocol, TypeVar
 import msgspec
 
 from pushcore.providers.notification import Content
-from pushcore.transport.base import Request, Response
+from pushcore.transport.base import Failure, Request, Response
 
 Platform = Literal["ios", "android", "web"]
 
@@ -69,6 +71,14 @@ class Result:
     refresh_auth: bool = False
     status: int = 0
     invalid_since: float | None = None
+
+
+# A Web Push endpoint the endpoint policy refuses, by its URL when the batch is built or by
+# the address it resolved to when connecting.  The registration is kept, never deleted as
+# dead: the policy is the operator's to change (PUSHCORE_WEBPUSH_ALLOWED_HOSTS, a resolver
+# answering wrongly for a while) and a deletion cannot be undone.  It fails for this message
+# and goes with PUSHCORE_STALE_TOKEN_DAYS like any registration nobody refreshes.
+ENDPOINT_REFUSED = Result(Outcome.PERMANENT, "endpoint-refused")
 
 
 class Registration(msgspec.Struct, frozen=True, kw_only=True):
@@ -132,6 +142,8 @@ def transport_result(response: Response) -> Result | None:
     """The result of a response that carries no HTTP answer (see the module docstring)."""
     if response.failure is None:
         return None
+    if response.failure is Failure.BLOCKED:
+        return ENDPOINT_REFUSED
     return Result(Outcome.RETRY, f"transport-{response.failure.value}")
 
 

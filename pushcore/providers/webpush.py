@@ -5,7 +5,11 @@
 ``urgency``, ``topic``, ``content-encoding: aes128gcm`` and ``authorization: vapid ...``
 (:class:`~pushcore.providers.webpush_crypto.VapidSigner`).  Unlike APNs and FCM every body
 differs (one ECDH and AES-GCM per registration), and the endpoint URL comes from the
-browser, so it is checked before anything is sent to it.
+browser, so the endpoint policy (:mod:`pushcore.endpoints`, the same one registration
+applies) is checked before anything is sent to it: its URL when the batch is built, and
+the address the transport connects to (``Request.peer_allowed``).  A refused endpoint
+fails as ``endpoint-refused`` and the registration is kept
+(:data:`~pushcore.providers.base.ENDPOINT_REFUSED`).
 
 The plaintext the service worker receives is the notification's ``webpush.payload`` when
 given, else ``{"title", "body", "data", "badge", "sound", "image", "url", "category",
@@ -28,7 +32,9 @@ from typing import Self
 import msgspec
 
 from pushcore.config import Settings
+from pushcore.endpoints import EndpointPolicy
 from pushcore.providers.base import (
+    ENDPOINT_REFUSED,
     Outcome,
     Registration,
     Result,
@@ -49,7 +55,6 @@ from pushcore.providers.webpush_crypto import (
     SaltSource,
     VapidSigner,
     encrypt,
-    endpoint_origin,
     ephemeral_key,
     random_salt,
 )
@@ -78,7 +83,6 @@ STATUSES: dict[int, Outcome] = {
 }
 
 _TOPIC = re.compile(r"[A-Za-z0-9_\-]{1,32}")
-_BAD_ENDPOINT = Result(Outcome.INVALID, "bad-endpoint")
 _BAD_KEYS = Result(Outcome.INVALID, "bad-subscription-keys")
 
 
@@ -90,7 +94,8 @@ class WebPushRendered:
 
 class WebPushProvider:
     """Web Push for one app (one VAPID key).  ``salt_source`` and ``key_source`` exist for
-    deterministic tests; ``allow_loopback`` admits simulator endpoints on 127.0.0.1."""
+    deterministic tests; ``policy`` is where requests may go (by default the known push
+    services; ``allow_loopback`` is short for the default plus loopback, the simulators)."""
 
     name = "webpush"
     client_identity: None = None  # requests carry their own authorization
@@ -103,16 +108,19 @@ class WebPushProvider:
         salt_source: SaltSource = random_salt,
         key_source: KeySource = ephemeral_key,
         allow_loopback: bool = False,
+        policy: EndpointPolicy | None = None,
     ) -> None:
         self.credentials = credentials
         self.signer = signer if signer is not None else VapidSigner(credentials)
         self.salt_source = salt_source
         self.key_source = key_source
-        self.allow_loopback = allow_loopback
+        self.policy = (
+            policy if policy is not None else EndpointPolicy(allow_loopback=allow_loopback)
+        )
 
     @classmethod
     def configured(cls, credentials: WebPushCredentials, settings: Settings) -> Self:
-        return cls(credentials, allow_loopback=settings.webpush_allow_loopback)
+        return cls(credentials, policy=settings.endpoint_policy())
 
     def render(self, notification: Content) -> WebPushRendered:
         n = notification
@@ -162,9 +170,9 @@ class WebPushProvider:
     ) -> list[Request | Result]:
         prepared: list[Request | Result] = []
         for registration in registrations:
-            origin = endpoint_origin(registration.token, allow_loopback=self.allow_loopback)
+            origin = self.policy.origin(registration.token)
             if origin is None:
-                prepared.append(_BAD_ENDPOINT)
+                prepared.append(ENDPOINT_REFUSED)
                 continue
             try:
                 ua_public = b64url_decode(registration.p256dh or "")
@@ -185,7 +193,9 @@ class WebPushProvider:
                 *rendered.headers,
                 ("authorization", self.signer.authorization(origin, now)),
             )
-            prepared.append(Request(registration.token, headers, body))
+            prepared.append(
+                Request(registration.token, headers, body, peer_allowed=self.policy.address_allowed)
+            )
         return prepared
 
     def classify(self, response: Response, now: float | None = None) -> Result:

@@ -10,11 +10,9 @@ both come from the operating system's CSPRNG unless injected (tests).
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import struct
 from collections.abc import Callable
-from urllib.parse import urlsplit
 
 import jwt
 from cryptography.hazmat.primitives import hashes
@@ -76,37 +74,6 @@ def encrypt(
     nonce = _hkdf(salt, ikm, b"Content-Encoding: nonce\x00", 12)
     record = AESGCM(cek).encrypt(nonce, plaintext + b"\x02", None)  # 0x02: last record
     return salt + struct.pack("!IB", RECORD_SIZE, len(as_public)) + as_public + record
-
-
-def endpoint_origin(endpoint: str, *, allow_loopback: bool = False) -> str | None:
-    """``https://host[:port]`` of a subscription endpoint, or ``None`` when the endpoint is
-    not one a push service would give: not https, with user info, or an IP literal or
-    ``localhost`` (which would let a registration aim our requests at internal hosts).
-    ``allow_loopback`` admits http(s) to loopback, for the local simulator."""
-    try:
-        parts = urlsplit(endpoint)
-        port = parts.port
-    except ValueError:
-        return None
-    host = (parts.hostname or "").lower()
-    if not host or parts.username is not None or parts.password is not None:
-        return None
-    loopback = host in ("localhost", "127.0.0.1", "::1")
-    if loopback:
-        if not allow_loopback or parts.scheme not in ("http", "https"):
-            return None
-    elif parts.scheme != "https" or _is_ip_literal(host):
-        return None
-    shown_host = f"[{host}]" if ":" in host else host
-    return f"{parts.scheme}://{shown_host}" + (f":{port}" if port is not None else "")
-
-
-def _is_ip_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return host.replace(".", "").isdigit()  # forms like 2130706433 or 0x7f.1
-    return True
 
 
 class VapidSigner:

@@ -9,7 +9,7 @@ processed the request.  The provider then classifies each response into an outco
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -25,10 +25,11 @@ class Failure(enum.Enum):
     CONNECTION_LOST = "connection_lost"  # connection dropped while waiting for the answer
     TIMEOUT = "timeout"  # no answer within the deadline
     PROTOCOL = "protocol"  # malformed HTTP/2 from the peer
+    BLOCKED = "blocked"  # the peer's address is refused by ``Request.peer_allowed``: unsent
 
     @property
     def unprocessed(self) -> bool:
-        return self in (Failure.CONNECT, Failure.REFUSED)
+        return self in (Failure.CONNECT, Failure.REFUSED, Failure.BLOCKED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,10 @@ class Request:
     headers: Sequence[tuple[str, str]]  # lower-case names, no pseudo-headers
     body: bytes
     method: str = "POST"
+    # Whether a connection to this peer address (what the name resolved to) may carry the
+    # request; checked when a connection is opened for it, before anything is sent.  For
+    # URLs that come from outside (Web Push endpoints); None trusts the address.
+    peer_allowed: Callable[[str], bool] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,14 +32,21 @@ libcurl behaviours the caller must know (measured with libcurl 8.23 / nghttp2 1.
   without telling us, so it may be processed twice (at-least-once, not at-most-once).
 * CURLE_HTTP2_STREAM naming REFUSED_STREAM becomes ``Failure.REFUSED``; any other stream
   error becomes ``Failure.RESET`` (may have been processed: the conservative choice).
+
+A request with ``peer_allowed`` has its address checked in libcurl's open-socket callback,
+for each address the name resolved to, before connecting: a refused one is never connected
+to (libcurl tries the next), and when none is left the request fails ``Failure.BLOCKED``.
+A connection already open to the host was checked when it was opened and is reused.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections import deque
 from collections.abc import Sequence
+from typing import Any
 
 import pycurl
 
@@ -56,7 +63,17 @@ _EARLY = 0.02  # a timeout this long before the deadline was the connect timeout
 class _Job:
     """One request from its place in the queue until its :class:`Response` is stored."""
 
-    __slots__ = ("batch", "body", "body_size", "curl", "done", "headers", "index", "request")
+    __slots__ = (
+        "batch",
+        "blocked",
+        "body",
+        "body_size",
+        "curl",
+        "done",
+        "headers",
+        "index",
+        "request",
+    )
 
     def __init__(self, batch: _Batch, index: int, request: Request) -> None:
         self.batch = batch
@@ -67,6 +84,20 @@ class _Job:
         self.headers: dict[str, str] = {}
         self.body: list[bytes] = []
         self.body_size = 0
+        self.blocked: str | None = None  # an address peer_allowed refused
+
+    def open_socket(self, purpose: int, address: tuple[int, int, int, tuple[Any, ...]]) -> Any:
+        """libcurl's OPENSOCKETFUNCTION: a socket for ``address`` when the request's policy
+        allows it, else SOCKET_BAD.  pycurl gives libcurl a dup() of the descriptor as the
+        callback returns, so ours is closed on the loop's next turn."""
+        family, socktype, protocol, addr = address
+        check = self.request.peer_allowed
+        if check is not None and not check(str(addr[0])):
+            self.blocked = str(addr[0])
+            return pycurl.SOCKET_BAD
+        sock = socket.socket(family, socktype, protocol)
+        self.batch.transport.loop.call_soon(sock.close)
+        return sock
 
     def on_header(self, line: bytes) -> None:
         name, sep, value = line.decode("latin-1").partition(":")
@@ -272,6 +303,8 @@ class CurlTransport:
             self._headers_out.extend(f"{name}: {value}" for name, value in request.headers)
         setopt(pycurl.HTTPHEADER, self._headers_out)
         setopt(pycurl.HEADERFUNCTION, job.on_header)
+        if request.peer_allowed is not None:
+            setopt(pycurl.OPENSOCKETFUNCTION, job.open_socket)
         setopt(pycurl.WRITEFUNCTION, job.on_body)
         method = request.method.upper()
         if method == "POST" or request.body:
@@ -348,6 +381,9 @@ class CurlTransport:
             # sets it when such a transfer fails.
             sent = " (never sent)" if curl.getinfo(pycurl.REQUEST_SIZE) == 0 else ""
             response = Response(0, failure=failure, detail=f"curl {code}: {message}{sent}")
+            if job.blocked is not None and curl.getinfo(pycurl.REQUEST_SIZE) == 0:
+                detail = f"peer address {job.blocked} refused by policy; never sent"
+                response = Response(0, failure=Failure.BLOCKED, detail=detail)
         self._detach(job)
         self._finish(job, response)
 

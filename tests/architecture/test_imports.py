@@ -1,13 +1,13 @@
 """The layers import only downwards, no module imports one that imports it back, and
 importing a module starts nothing.
 
-Layers, lowest first: the foundation (``pushcore.config``, ``errors``, ``fields``, ``logs``,
-``cliargs``, the HTTP ``client``), ``transport``, then ``providers`` and ``db`` (side by
-side: neither imports the other), ``fanout``, ``api``; ``workers`` sit on ``fanout``;
-the simulators (``gateways``), the demo and the command line are tools on top.  Imports
-inside functions count for circles (a lazy import that comes back is still a circle) but
-not for layering: ``pushcore.api.app`` builds the Dramatiq enqueuer lazily, and the command
-line imports each sub-command's handler lazily.
+Layers, lowest first: the foundation (``pushcore.config``, ``errors``, ``fields``,
+``endpoints``, ``logs``, ``cliargs``, the HTTP ``client``), ``transport``, then
+``providers`` and ``db`` (side by side: neither imports the other), ``fanout``, ``api``;
+``workers`` sit on ``fanout``; the simulators (``gateways``), the demo and the command line
+are tools on top.  Imports inside functions count for circles (a lazy import that comes
+back is still a circle) but not for layering: ``pushcore.api.app`` builds the Dramatiq
+enqueuer lazily, and the command line imports each sub-command's handler lazily.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ RANK = {
     "pushcore.config": 0,
     "pushcore.errors": 0,
     "pushcore.fields": 0,
+    "pushcore.endpoints": 0,
     "pushcore.logs": 0,
     "pushcore.cliargs": 0,
     "pushcore.client": 0,

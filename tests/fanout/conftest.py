@@ -182,6 +182,8 @@ def fanout_settings(database_url: str) -> Settings:
         database_url=database_url,
         admin_token=ADMIN_TOKEN,
         redis_url=REDIS_URL,
+        # the API registers the simulators' endpoints, as the workers send to them
+        webpush_allow_loopback=True,
     )
 
 

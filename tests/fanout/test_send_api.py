@@ -48,6 +48,9 @@ CASES: list[tuple[dict[str, Any], int, str | None]] = [
     ),
     ({"target": {"all": True}, "notification": NOTE, "platforms": ["pager"]}, 422, "platforms[0]"),
     ({"target": {"all": True}, "notification": NOTE, "ttl_seconds": -1}, 422, "ttl_seconds"),
+    # JSON Schema calls 6907.0 an integer; the API takes integers written as such (stated
+    # in the document's description), and says which field
+    ({"target": {"all": True}, "notification": NOTE, "ttl_seconds": 6907.0}, 422, "ttl_seconds"),
     ({"target": {"all": True}, "notification": NOTE, "priority": "urgent"}, 422, "priority"),
     (
         {"target": {"all": True}, "notification": NOTE, "collapse_key": "x" * 65},
@@ -66,6 +69,36 @@ CASES: list[tuple[dict[str, Any], int, str | None]] = [
         "idempotency_key",
     ),
     ({"target": {"all": True}, "notification": NOTE, "surprise": 1}, 422, "surprise"),
+    # a NUL (U+0000) anywhere: PostgreSQL's text and jsonb cannot hold it
+    ({"target": {"all": True}, "notification": {"title": "a\u0000"}}, 422, "notification.title"),
+    ({"target": {"emails": ["a\u0000@b.c"]}, "notification": NOTE}, 422, "target.emails[0]"),
+    (
+        {"target": {"external_user_ids": ["u", "\u0000"]}, "notification": NOTE},
+        422,
+        "target.external_user_ids[1]",
+    ),
+    ({"target": {"tags": ["\u0000"]}, "notification": NOTE}, 422, "target.tags[0]"),
+    (
+        {"target": {"all": True}, "notification": {"data": {"k\u0000": "v"}}},
+        422,
+        "notification.data",
+    ),
+    (
+        {"target": {"all": True}, "notification": NOTE, "idempotency_key": "k\u0000"},
+        422,
+        "idempotency_key",
+    ),
+    # times that parse but leave PostgreSQL's range once the offset is applied, and times
+    # outside the documented window (2000-01-01 to a year ahead)
+    *(
+        ({"target": {"all": True}, "notification": NOTE, "send_at": at}, 422, "send_at")
+        for at in (
+            "0001-01-01T00:00:00+01:00",
+            "9999-12-31T23:59:59-01:00",
+            "1999-12-31T23:59:59Z",
+            "2999-01-01T00:00:00Z",
+        )
+    ),
 ]
 
 

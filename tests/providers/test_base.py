@@ -70,7 +70,7 @@ def providers(
     ]
 
 
-@pytest.mark.parametrize("failure", list(Failure))
+@pytest.mark.parametrize("failure", [f for f in Failure if f is not Failure.BLOCKED])
 def test_transport_failures_are_retried_by_every_provider(
     providers: list[Provider[Any]], failure: Failure
 ) -> None:
@@ -80,6 +80,16 @@ def test_transport_failures_are_retried_by_every_provider(
         assert result.outcome is Outcome.RETRY
         assert result.reason == f"transport-{failure.value}"
         assert not result.refresh_auth
+
+
+def test_a_blocked_peer_fails_the_message_and_keeps_the_registration(
+    providers: list[Provider[Any]],
+) -> None:
+    """The endpoint policy refused the connected address: sending again would not help,
+    and the registration is not reported dead (the policy may be changed)."""
+    for provider in providers:
+        result = provider.classify(Response(0, failure=Failure.BLOCKED, detail="x"))
+        assert (result.outcome, result.reason) == (Outcome.PERMANENT, "endpoint-refused")
 
 
 def test_registry_maps_platforms_to_classes() -> None:

@@ -10,13 +10,14 @@ import msgspec
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from pushcore.config import load_settings
 from pushcore.providers.base import Outcome, Registration, Result
 from pushcore.providers.credentials import WebPushCredentials
 from pushcore.providers.errors import PayloadTooLarge
 from pushcore.providers.notification import Content, WebPushOverrides
 from pushcore.providers.registry import notification
 from pushcore.providers.webpush import DEFAULT_TTL, STATUSES, WebPushProvider
-from pushcore.providers.webpush_crypto import MAX_PLAINTEXT, VapidSigner, endpoint_origin
+from pushcore.providers.webpush_crypto import MAX_PLAINTEXT, VapidSigner
 from pushcore.transport.base import Request, Response
 from tests.providers.conftest import NOW, Browser
 
@@ -223,34 +224,6 @@ def test_vapid_lifetime_bounds(
 # ---- endpoints and subscription keys --------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("endpoint", "origin"),
-    [
-        ("https://fcm.googleapis.com/fcm/send/x", "https://fcm.googleapis.com"),
-        ("https://Push.Example.com:8443/p?q=1", "https://push.example.com:8443"),
-        ("http://push.example.com/p", None),
-        ("https://10.0.0.5/p", None),
-        ("https://[fd00::1]/p", None),
-        ("https://2130706433/p", None),
-        ("https://localhost/p", None),
-        ("https://user:pw@push.example.com/p", None),
-        ("https:///p", None),
-        ("https://push.example.com:99999/p", None),
-        ("not a url", None),
-    ],
-)
-def test_endpoint_origin(endpoint: str, origin: str | None) -> None:
-    assert endpoint_origin(endpoint) == origin
-
-
-def test_loopback_endpoint_only_when_allowed() -> None:
-    assert endpoint_origin("http://127.0.0.1:9002/p", allow_loopback=True) == (
-        "http://127.0.0.1:9002"
-    )
-    assert endpoint_origin("http://[::1]:9002/p", allow_loopback=True) == "http://[::1]:9002"
-    assert endpoint_origin("http://127.0.0.1:9002/p") is None
-
-
 def test_unusable_registrations_are_classified_without_sending(
     webpush: WebPushProvider, browser: Browser
 ) -> None:
@@ -266,9 +239,27 @@ def test_unusable_registrations_are_classified_without_sending(
         NOW,
     )
     assert isinstance(prepared[2], Request)
-    reasons = [p.reason for p in prepared if isinstance(p, Result)]
-    assert reasons == ["bad-endpoint"] + ["bad-subscription-keys"] * 4
-    assert all(p.outcome is Outcome.INVALID for p in prepared if isinstance(p, Result))
+    assert prepared[2].peer_allowed == webpush.policy.address_allowed
+    reasons = [(p.reason, p.outcome) for p in prepared if isinstance(p, Result)]
+    # a refused endpoint is kept (the policy may change); unusable keys are dead for good
+    assert (
+        reasons
+        == [("endpoint-refused", Outcome.PERMANENT)]
+        + [("bad-subscription-keys", Outcome.INVALID)] * 4
+    )
+
+
+def test_the_policy_comes_from_the_settings(webpush_credentials: WebPushCredentials) -> None:
+    settings = load_settings(
+        environ={
+            "PUSHCORE_WEBPUSH_ALLOWED_HOSTS": "push.example.net",
+            "PUSHCORE_WEBPUSH_ALLOW_LOOPBACK": "yes",
+        }
+    )
+    provider = WebPushProvider.configured(webpush_credentials, settings)
+    assert provider.policy == settings.endpoint_policy()
+    assert provider.policy.origin("http://127.0.0.2:9/p") == "http://127.0.0.2:9"
+    assert provider.policy.origin("https://fcm.googleapis.com/x") is None
 
 
 def test_random_sources_default_to_os(webpush: WebPushProvider) -> None:

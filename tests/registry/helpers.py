@@ -44,7 +44,7 @@ def web_subscription(endpoint: str | None = None) -> dict[str, Any]:
         .public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
     )
     return {
-        "endpoint": endpoint or f"https://push.example.net/push/{secrets.token_urlsafe(16)}",
+        "endpoint": endpoint or f"https://fcm.googleapis.com/fcm/send/{secrets.token_urlsafe(16)}",
         "keys": {"p256dh": b64url_encode(point), "auth": b64url_encode(secrets.token_bytes(16))},
     }
 

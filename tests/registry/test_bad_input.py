@@ -82,6 +82,16 @@ REGISTER_CASES = [
     ({"platform": "ios", "push_token": HEX64, "device": {"k" * 65: 1}}, 422, "device"),
     ({"platform": "ios", "push_token": HEX64, "push_enabled": "yes"}, 422, "push_enabled"),
     ({"platform": "ios", "push_token": HEX64, "colour": "red"}, 422, "colour"),  # unknown field
+    # a NUL (U+0000) anywhere: PostgreSQL's text and jsonb cannot hold it
+    ({"platform": "ios", "push_token": HEX64, "tags": ["a\u0000b"]}, 422, "tags[0]"),
+    ({"platform": "ios", "push_token": HEX64, "device": {"k": "a\u0000"}}, 422, "device[...]"),
+    ({"platform": "ios", "push_token": HEX64, "device": {"k\u0000": 1}}, 422, "device"),
+    ({"platform": "android", "push_token": "tok\u0000en"}, 422, "push_token"),
+    (
+        {"platform": "web", "web_subscription": sub(endpoint="https://fcm.googleapis.com/\u0000")},
+        422,
+        "web_subscription.endpoint",
+    ),
 ]
 
 
@@ -100,16 +110,17 @@ async def test_register_bad_input(
 async def test_body_not_json_or_missing_or_too_large(client: Client) -> None:
     app = await App.create(client)
     path = f"/v1/apps/{app.code}/installations"
-    resp = await client.post(path, data=b"{not json")
+    as_json = {"Content-Type": "application/json"}
+    resp = await client.post(path, data=b"{not json", headers=as_json)
     assert resp.status == 400
     assert (await resp.json())["error"]["code"] == "invalid_json"
-    resp = await client.post(path, data=b"")
+    resp = await client.post(path, data=b"", headers=as_json)
     assert resp.status == 400
     assert (await resp.json())["error"]["code"] == "body_required"
-    resp = await client.post(path, data=b"[1, 2]")
+    resp = await client.post(path, data=b"[1, 2]", headers=as_json)
     assert resp.status == 422
     big = b'{"platform": "ios", "push_token": "' + b"a" * (65 * 1024) + b'"}'
-    resp = await client.post(path, data=big)
+    resp = await client.post(path, data=big, headers=as_json)
     assert resp.status == 413
     assert (await resp.json())["error"]["code"] == "body_too_large"
 
@@ -126,6 +137,11 @@ PERSONALIZE_CASES = [
     ({"external_user_id": "u", "attributes": {str(i): i for i in range(101)}}, "attributes"),
     ({"external_user_id": "u", "force_depersonalize": "true"}, "force_depersonalize"),
     ({"external_user_id": "u", "role": "admin"}, "role"),
+    ({"external_user_id": "a\u0000b"}, "external_user_id"),
+    ({"external_user_id": "u", "email": "a\u0000@b.c"}, "email"),
+    ({"external_user_id": "u", "attributes": {"plan": "pro\u0000"}}, "attributes[...]"),
+    ({"external_user_id": "u", "attributes": {"\u0000": "x"}}, "attributes"),
+    ({"external_user_id": "u", "identity_token": "\u0000"}, "identity_token"),
 ]
 
 
@@ -189,6 +205,11 @@ APP_CASES = [
         "webpush.subject",
     ),
     ({"name": "x", "identity_verification": "on"}, "identity_verification"),
+    ({"name": "a\u0000b"}, "name"),
+    (
+        {"name": "x", "webpush": {"vapid_private_key": ec_pem(), "subject": "mailto:a@b.c\u0000"}},
+        "webpush.subject",
+    ),
 ]
 
 
@@ -241,6 +262,69 @@ async def test_other_bad_inputs(client: Client) -> None:
             422,
             "[0].message_id",
         ),
+        (
+            "POST",
+            f"/v1/installations/{iid}/events",
+            [{"name": "x\u0000"}],
+            auth,
+            422,
+            "[0].name",
+        ),
+        (
+            "POST",
+            f"/v1/installations/{iid}/events",
+            [{"name": "x"}, {"name": "y", "attributes": {"k": "\u0000"}}],
+            auth,
+            422,
+            "[1].attributes[...]",
+        ),
+        # times that parse but leave PostgreSQL's range once their offset is applied, and
+        # times outside the documented window
+        *(
+            (
+                "POST",
+                f"/v1/installations/{iid}/events",
+                [{"name": "x", "at": at}],
+                auth,
+                422,
+                "[0].at",
+            )
+            for at in (
+                "0001-01-01T00:00:00+01:00",
+                "9999-12-31T23:59:59-01:00",
+                "1999-12-31T23:59:59Z",
+                "2999-01-01T00:00:00Z",
+            )
+        ),
+        ("PATCH", f"/v1/installations/{iid}", {"tags": ["\u0000"]}, auth, 422, "tags[0]"),
+        (
+            "PATCH",
+            f"/v1/apps/{app.code}/users/x",
+            {"tags": ["a\u0000"]},
+            app.server,
+            422,
+            "tags[0]",
+        ),
+        ("GET", f"/v1/apps/{app.code}/users/a%00b", None, app.server, 404, None),
+        ("PATCH", f"/v1/apps/{app.code}/users/a%00b", {"tags": []}, app.server, 404, None),
+        ("DELETE", f"/v1/apps/{app.code}/users/a%00b", None, app.server, 404, None),
+        ("GET", "/v1/apps/app_%00", None, ADMIN, 404, None),
+        ("GET", f"/v1/apps/{app.code}/users?email=a%00@b.c", None, app.server, 422, "email"),
+        ("GET", f"/v1/apps/{app.code}/users?msisdn=%2B4915%00", None, app.server, 422, "msisdn"),
+        ("GET", f"/v1/apps/{app.code}/messages?limit=", None, app.server, 422, "limit"),
+        ("GET", f"/v1/apps/{app.code}/messages?limit=0", None, app.server, 422, "limit"),
+        ("GET", f"/v1/apps/{app.code}/messages?limit=101", None, app.server, 422, "limit"),
+        ("GET", f"/v1/apps/{app.code}/messages?limit=1.5", None, app.server, 422, "limit"),
+        ("GET", f"/v1/apps/{app.code}/messages?before=nope", None, app.server, 422, "before"),
+        ("GET", f"/v1/apps/{app.code}/messages?before=%00", None, app.server, 422, "before"),
+        (
+            "GET",
+            f"/v1/apps/{app.code}/users?email=a@b.c&msisdn=%2B4915112345678",
+            None,
+            app.server,
+            400,
+            "email",
+        ),
         ("GET", f"/v1/apps/{app.code}/users?email=bad", None, app.server, 422, "email"),
         ("GET", f"/v1/apps/{app.code}/users?msisdn=123", None, app.server, 422, "msisdn"),
         ("GET", f"/v1/apps/{app.code}/users", None, app.server, 400, "email"),
@@ -254,3 +338,49 @@ async def test_other_bad_inputs(client: Client) -> None:
         answer = await resp.json()
         assert resp.status == status, (method, path, answer)
         assert answer["error"].get("field") == field, (method, path, answer)
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "text/plain", "application/x-www-form-urlencoded", "application/jsonx", "json"],
+)
+async def test_a_json_body_needs_its_content_type(client: Client, content_type: str | None) -> None:
+    """A JSON body under another (or no) Content-Type is refused with 415, and nothing is
+    stored; application/json with a charset and +json types are JSON."""
+    app = await App.create(client)
+    path = f"/v1/apps/{app.code}/installations"
+    body = b'{"platform": "ios", "push_token": "%s"}' % apns_token().encode()
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    resp = await client.post(path, data=body, headers=headers, skip_auto_headers={"Content-Type"})
+    answer = await resp.json()
+    assert resp.status == 415, answer
+    assert answer["error"]["code"] == "unsupported_media_type"
+    for accepted in ("application/json; charset=utf-8", "application/merge-patch+json"):
+        resp = await client.post(path, data=body, headers={"Content-Type": accepted})
+        assert resp.status in (200, 201), await resp.text()
+    resp = await client.post(path, data=body, headers={"Content-Type": "application/json"})
+    assert resp.status == 200  # the same token again: one installation, stored once
+
+
+async def test_405_says_which_methods_are_allowed(client: Client) -> None:
+    app = await App.create(client)
+    for method, path, allowed in [
+        ("PUT", "/v1/apps", {"GET", "POST"}),
+        ("GET", f"/v1/apps/{app.code}/keys/key_x", {"DELETE"}),
+        ("POST", f"/v1/apps/{app.code}/users/u", {"GET", "PATCH", "DELETE"}),
+    ]:
+        resp = await client.request(method, path, headers=ADMIN)
+        answer = await resp.json()
+        assert resp.status == 405, answer
+        assert answer["error"]["code"] == "method_not_allowed"
+        assert set(resp.headers["Allow"].split(",")) >= allowed, resp.headers["Allow"]
+
+
+@pytest.mark.parametrize("token", ["\u00e9" * 64, "zz", "", "A" * 64])
+async def test_a_malformed_identity_token_is_a_403(client: Client, token: str) -> None:
+    """Found by the property-based run: a non-ASCII identity_token made the constant-time
+    comparison raise (500)."""
+    app = await App.create(client, identity_verification=True)
+    inst = await app.register()
+    answer = await app.personalize(inst, status=403, external_user_id="u", identity_token=token)
+    assert answer["error"]["field"] == "identity_token", answer

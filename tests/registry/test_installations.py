@@ -117,7 +117,7 @@ async def test_token_of_the_wrong_platform_is_refused(client: Client) -> None:
 
 async def test_web_subscription_registration_and_change(client: Client) -> None:
     app = await App.create(client)
-    sub = web_subscription("http://127.0.0.1:9443/push/abc")  # loopback simulator: http ok
+    sub = web_subscription("https://updates.push.services.mozilla.com/wpush/v2/abc")
     sub["expirationTime"] = None  # what PushSubscription.toJSON() sends
     inst = await app.register(platform="web", web_subscription=sub)
     assert inst["platform"] == "web"

@@ -42,7 +42,14 @@ async def metrics(call: Call) -> Reply:
 
 ROUTES = [
     Route(
-        "GET", "/healthz", healthz, "public", "The process is up", response=Health, tag="operations"
+        "GET",
+        "/healthz",
+        healthz,
+        "public",
+        "The process is up",
+        response=Health,
+        tag="operations",
+        database=False,
     ),
     Route(
         "GET",
@@ -53,6 +60,7 @@ ROUTES = [
         response=Health,
         errors=(503,),
         tag="operations",
+        database=False,
     ),
     Route(
         "GET",
@@ -62,6 +70,7 @@ ROUTES = [
         "Prometheus metrics of this API process",
         tag="operations",
         raw="text/plain",
+        database=False,
     ),
     Route(
         "GET",
@@ -71,5 +80,6 @@ ROUTES = [
         "This document",
         response=dict,
         tag="operations",
+        database=False,
     ),
 ]

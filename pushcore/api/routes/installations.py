@@ -7,11 +7,13 @@ Server-side: the same user-link operations, scoped to the server key's app.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import asyncpg
 import msgspec
 
+from pushcore import fields
 from pushcore.api import auth, validation
 from pushcore.api.errors import ApiError, conflict, forbidden, invalid, not_found, unauthorized
 from pushcore.api.routing import Call, Reply, Route
@@ -25,11 +27,12 @@ from pushcore.api.schemas import (
     Personalize,
     Primary,
 )
-from pushcore.api.state import POOL
+from pushcore.api.state import POOL, SETTINGS
 from pushcore.db import events as event_queries
 from pushcore.db import installations as queries
 from pushcore.db.installations import Scope, TokenChange
 from pushcore.db.pool import Record
+from pushcore.endpoints import EndpointPolicy
 from pushcore.providers import registry
 
 OUT_FIELDS = tuple(f for f in InstallationOut.__struct_fields__)
@@ -66,7 +69,8 @@ def _missing(call: Call) -> ApiError:
 
 async def register(call: Call) -> Reply:
     body: InstallationCreate = call.body
-    reg = validation.registration(body.platform, body.push_token, body.web_subscription)
+    policy = call.request.app[SETTINGS].endpoint_policy()
+    reg = validation.registration(body.platform, body.push_token, body.web_subscription, policy)
     secret = auth.new_secret(auth.INSTALLATION_SECRET_PREFIX)
     row = await queries.register(
         call.request.app[POOL],
@@ -93,13 +97,13 @@ async def get_installation(call: Call) -> Reply:
     return Reply(200, InstallationOut(**installation_out(row)))
 
 
-def _token_change(body: InstallationPatch) -> TokenChange | None:
+def _token_change(body: InstallationPatch, policy: EndpointPolicy) -> TokenChange | None:
     token = body.push_token
     sub = body.web_subscription
     if token is not msgspec.UNSET and sub is not msgspec.UNSET:
         raise invalid("push_token", "give push_token or web_subscription, not both")
     if sub is not msgspec.UNSET:
-        reg = validation.web_registration(sub)
+        reg = validation.web_registration(sub, policy)
         web = [s.name for s in registry.PLATFORMS if s.registration == "web_subscription"]
         return TokenChange({p: reg.token for p in web}, reg.p256dh, reg.auth)
     if token is not msgspec.UNSET:
@@ -109,7 +113,7 @@ def _token_change(body: InstallationPatch) -> TokenChange | None:
 
 async def patch_installation(call: Call) -> Reply:
     body: InstallationPatch = call.body
-    change = _token_change(body)
+    change = _token_change(body, call.request.app[SETTINGS].endpoint_policy())
     pool = call.request.app[POOL]
     scope = _scope(call)
     try:
@@ -210,6 +214,12 @@ async def primary(call: Call) -> Reply:
 
 async def report_events(call: Call) -> Reply:
     events: list[Any] = call.body
+    now = dt.datetime.now(dt.UTC)
+    for index, event in enumerate(events):
+        if event.at is not None:
+            problem = fields.time_problem(event.at, now, fields.EVENT_AHEAD)
+            if problem is not None:
+                raise invalid(f"[{index}].at", problem)
     accepted = await event_queries.insert(
         call.request.app[POOL],
         public_id=call.installation_id(),

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any
+from typing import Annotated
 
 import msgspec
 
-from pushcore.api.errors import ApiError, from_validation, invalid, not_found
-from pushcore.api.routing import Call, Reply, Route
+from pushcore.api.decoding import decode
+from pushcore.api.errors import ApiError, invalid, not_found
+from pushcore.api.routing import Call, Query, Reply, Route
 from pushcore.api.schemas import (
     MAX_SEND_BATCH,
     Counts,
@@ -88,10 +89,10 @@ async def send_batch(call: Call) -> Reply:
     async def one(index: int, raw: msgspec.Raw) -> SendResult:
         async with slots:
             try:
-                request = msgspec.json.decode(raw, type=SendRequest)
+                request = decode(bytes(raw), SendRequest)
                 message, created = await _submit(call, row, request)
-            except msgspec.ValidationError as exc:
-                return _refused(from_validation(exc), index)
+            except ApiError as exc:
+                return _refused(exc, index)
             except InvalidSend as exc:
                 return _refused(invalid(exc.field, exc.message), index)
             return SendResult(status=202 if created else 200, message=message_out(message))
@@ -140,21 +141,11 @@ async def show(call: Call) -> Reply:
 
 
 async def listing(call: Call) -> Reply:
-    query = call.request.query
-    try:
-        limit = int(query.get("limit", "20"))
-    except ValueError:
-        raise ApiError(422, "invalid_field", "limit must be an integer", "limit") from None
-    if not 1 <= limit <= MAX_LIST:
-        raise ApiError(422, "invalid_field", f"limit must be 1 to {MAX_LIST}", "limit")
-    before: Any = query.get("before")
-    if before is not None:
-        try:
-            before = uuid.UUID(before)
-        except ValueError:
-            raise ApiError(422, "invalid_field", "before must be a message_id", "before") from None
     rows = await queries.recent(
-        call.request.app[POOL], call.server_app().id, limit=limit, before=before
+        call.request.app[POOL],
+        call.server_app().id,
+        limit=call.query["limit"],
+        before=call.query["before"],
     )
     return Reply(200, MessageList(messages=[message_out(r) for r in rows]))
 
@@ -206,7 +197,15 @@ ROUTES = [
         response=MessageList,
         errors=(401, 404, 422),
         tag="messages",
-        query=("limit", "before"),
+        query=(
+            Query(
+                "limit",
+                Annotated[int, msgspec.Meta(ge=1, le=MAX_LIST)],
+                f"how many messages, 1 to {MAX_LIST}",
+                default=20,
+            ),
+            Query("before", uuid.UUID, "a message_id: only messages older than it"),
+        ),
     ),
     Route(
         "GET",

@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 
 from pushcore.api.errors import ApiError, not_found
-from pushcore.api.routing import Call, Reply, Route
+from pushcore.api.routing import Call, Query, Reply, Route
 from pushcore.api.schemas import InstallationOut, UserList, UserOut, UserPatch
 from pushcore.api.state import POOL
 from pushcore.db import users as queries
@@ -41,20 +41,9 @@ async def get_user(call: Call) -> Reply:
     return Reply(200, user_out(row))
 
 
-def _query_value(call: Call, name: str, kind: Any) -> str | None:
-    raw = call.request.query.get(name)
-    if raw is None:
-        return None
-    try:
-        value: str = msgspec.convert(raw, kind)
-    except msgspec.ValidationError as exc:
-        raise ApiError(422, "invalid_field", str(exc), name) from None
-    return value
-
-
 async def find_users(call: Call) -> Reply:
-    email = _query_value(call, "email", Email)
-    msisdn = _query_value(call, "msisdn", Msisdn)
+    email: str | None = call.query["email"]
+    msisdn: str | None = call.query["msisdn"]
     if (email is None) == (msisdn is None):
         raise ApiError(400, "bad_query", "give exactly one of ?email= or ?msisdn=", "email")
     rows = await queries.find(
@@ -97,7 +86,12 @@ ROUTES = [
         response=UserList,
         errors=(400, 401, 404, 422),
         tag="server",
-        query=("email", "msisdn"),
+        query=(
+            Query("email", Email, "an email address (compared case-insensitively)"),
+            Query("msisdn", Msisdn, "a phone number in E.164 form"),
+        ),
+        description="Give exactly one of `email` and `msisdn`: neither or both is a 400 "
+        "(`bad_query`); a malformed value is a 422 naming the parameter.",
     ),
     Route(
         "GET",
