@@ -89,6 +89,7 @@ async def test_inbox_query(box: Inboxes, query: dict[str, str], field: str) -> N
 SEEN_TABLE: list[tuple[Any, int, str | None]] = [
     (None, 400, None),  # no body
     ("not json", 400, None),
+    ('{"message_ids": ["a\\u0000b"]}', 422, "message_ids[0]"),
     ({}, 422, "message_ids"),
     ({"message_ids": []}, 422, "message_ids"),
     ({"message_ids": ["00000000-0000-0000-0000-000000000000"] * 101}, 422, "message_ids"),
@@ -105,6 +106,8 @@ async def test_seen_body(box: Inboxes, body: Any, status: int, field: str | None
         (f"/v1/installations/{device.installation_id}/inbox/seen", bearer(device.secret)),
         (f"/v1/apps/{box.code}/users/wes/inbox/seen", box.server),
     ):
+        if isinstance(body, str):  # malformed JSON, declared as JSON
+            headers = {**headers, "Content-Type": "application/json"}
         data = body.encode() if isinstance(body, str) else None
         payload = None if isinstance(body, str) or body is None else body
         resp = await box.client.post(path, json=payload, data=data, headers=headers)
