@@ -5,6 +5,9 @@ registration is deleted (``invalid_removed``); retry → a smaller retry batch a
 (``retrying``), or ``failed`` once PUSHCORE_MAX_ATTEMPTS is reached; permanent → ``failed``;
 sender error → the message stops as ``failed`` with the error, and nothing is deleted.
 Registrations deleted or disabled since planning count as ``failed`` (reason ``gone``).
+A message with per-recipient content is rendered per recipient (``render.py``); a
+recipient whose render fails or whose payload is too large counts ``failed``
+(``template_error``, ``payload_too_large``).
 """
 
 from __future__ import annotations
@@ -29,10 +32,12 @@ from pushcore.fanout.delivery import deliver
 from pushcore.fanout.priority import LanePriority
 from pushcore.fanout.providers import ProviderCache
 from pushcore.fanout.queue import BatchJob, Enqueuer
+from pushcore.fanout.render import TEMPLATE_ERROR, Programs, is_templated, render_batch
 from pushcore.providers import registry
 from pushcore.providers.base import Outcome, Provider, Registration, Result
 from pushcore.providers.errors import AuthError, ProviderError
 from pushcore.providers.registry import Notification
+from pushcore.templates.errors import InvalidTemplate
 from pushcore.transport.base import Transport
 
 log = logging.getLogger(__name__)
@@ -60,6 +65,7 @@ class SendContext:
     waker: Waker | None = None  # wakes lane loops after a submit_message of a small send
     rng: random.Random = field(default_factory=random.Random)
     rendered: OrderedDict[tuple[int, str], Any] = field(default_factory=OrderedDict)
+    programs: Programs = field(default_factory=Programs)  # templated messages, compiled
 
 
 @dataclass
@@ -185,7 +191,8 @@ async def _deliver(ctx: SendContext, row: Record, tally: Tally) -> None:
         provider = ctx.providers.get(
             row["app_id"], platform, row["credentials_version"], row["credentials"]
         )
-        rendered = _rendered(ctx, row, provider)
+        templated = is_templated(row["notification"])
+        rendered = None if templated else _rendered(ctx, row, provider)
     except (ProviderError, msgspec.ValidationError) as exc:
         # credentials removed or unusable, or a payload the API should have refused
         tally.sender_error = f"{platform}: {exc}"
@@ -195,6 +202,10 @@ async def _deliver(ctx: SendContext, row: Record, tally: Tally) -> None:
         Registration(installation_id=i, token=t, p256dh=k, auth=a)
         for i, t, k, a in zip(ids, tokens, row["p256dh"], row["auth"], strict=True)
     ]
+    if rendered is None:
+        registrations, rendered = _per_recipient(ctx, row, provider, registrations, tally)
+        if not registrations:
+            return
     transport = ctx.transports.for_batch(platform, row["app_id"], provider)
     try:
         results = await deliver(
@@ -220,6 +231,33 @@ async def _deliver(ctx: SendContext, row: Record, tally: Tally) -> None:
         tally.invalid_ids.clear()
         tally.invalid_tokens.clear()
         tally.retry_ids.clear()
+
+
+def _per_recipient(
+    ctx: SendContext,
+    row: Record,
+    provider: Provider[Any],
+    registrations: list[Registration],
+    tally: Tally,
+) -> tuple[list[Registration], Any]:
+    """The registrations of a templated batch that rendered, with their payloads; the
+    others are tallied as failed."""
+    try:
+        program = ctx.programs.get(row["message_id"], row["notification"])
+    except InvalidTemplate:  # accepted at submit: only a changed sandbox gets here
+        tally.fail(TEMPLATE_ERROR, len(registrations))
+        return [], None
+    out = render_batch(
+        program,
+        provider,
+        row["notification"],
+        registrations,
+        row["recipients"] or [],
+        render_seconds=ctx.settings.template_render_seconds,
+    )
+    for reason, n in out.failed.items():
+        tally.fail(reason, n)
+    return out.registrations, out.payloads
 
 
 def _count(tally: Tally, reg: Registration, result: Result, last: bool, name: str) -> None:

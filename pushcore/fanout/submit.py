@@ -17,6 +17,7 @@ from pushcore.db.pool import Pool, Record
 from pushcore.fanout.errors import InvalidSend
 from pushcore.fanout.planning import list_values
 from pushcore.fanout.providers import ProviderCache
+from pushcore.fanout.render import samples, stored_notification
 from pushcore.fanout.request import SendRequestBase
 from pushcore.fanout.targets import TargetKind
 from pushcore.providers import registry
@@ -49,7 +50,13 @@ def check(
         wanted = configured
     if not wanted:
         raise InvalidSend("platforms", "the app has no provider credentials configured")
-    notification = request.effective_notification()
+    # per-recipient content: its templates checked, each variant as a recipient without
+    # properties would get it (what differs per recipient is checked at send time)
+    notifications = (
+        samples(request, settings.template_render_seconds)
+        if request.templated()
+        else [request.effective_notification()]
+    )
     for platform in wanted:
         spec = registry.spec(platform)
         try:
@@ -57,7 +64,8 @@ def check(
                 provider = spec.make_provider(stored[platform], settings)
             else:  # the app's updated_at moves with every credentials change
                 provider = providers.get(app["id"], platform, app["updated_at"], stored[platform])
-            provider.render(notification)
+            for notification in notifications:
+                provider.render(notification)
         except PayloadTooLarge as exc:
             raise InvalidSend("notification", str(exc)) from None
         except InvalidNotification as exc:
@@ -99,7 +107,7 @@ async def submit(
         pool,
         app_id=app["id"],
         request=stored,
-        notification=msgspec.to_builtins(request.effective_notification()),
+        notification=stored_notification(request),
         platforms=platforms,
         primary_only=request.primary_only,
         send_at=request.send_at,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pushcore.api.routes import apps, health, installations, messages, users
+from pushcore.api.routes import apps, health, installations, messages, preview, users
 from pushcore.api.routing import Route
 
 ROUTES: list[Route] = [
@@ -10,5 +10,6 @@ ROUTES: list[Route] = [
     *apps.ROUTES,
     *installations.ROUTES,
     *users.ROUTES,
+    *preview.ROUTES,  # before messages: its path would match /messages/{message_id}
     *messages.ROUTES,
 ]

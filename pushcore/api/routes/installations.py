@@ -67,6 +67,7 @@ def _missing(call: Call) -> ApiError:
 async def register(call: Call) -> Reply:
     body: InstallationCreate = call.body
     reg = validation.registration(body.platform, body.push_token, body.web_subscription)
+    validation.device_properties(body.device)
     secret = auth.new_secret(auth.INSTALLATION_SECRET_PREFIX)
     row = await queries.register(
         call.request.app[POOL],
@@ -110,6 +111,8 @@ def _token_change(body: InstallationPatch) -> TokenChange | None:
 async def patch_installation(call: Call) -> Reply:
     body: InstallationPatch = call.body
     change = _token_change(body)
+    if body.device is not msgspec.UNSET:
+        validation.device_properties(body.device)
     pool = call.request.app[POOL]
     scope = _scope(call)
     try:
