@@ -18,7 +18,7 @@ default's.  Each installation gets the variant its registered ``language`` looks
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pushcore.templates import locale
@@ -40,16 +40,28 @@ class Variant:
     slots: tuple[tuple[Path, Template], ...]
 
 
+MAX_LANGUAGES_REMEMBERED = 1024  # per message: registered languages are few
+
+
 @dataclass(frozen=True, slots=True)
 class Program:
     """A message's compiled content."""
 
     default: Variant
     localized: dict[str, Variant]  # by the tag the request gave
+    # installation language → its variant, looked up once per language
+    _chosen: dict[object, Variant] = field(default_factory=dict)
 
     def variant(self, language: object) -> Variant:
-        tag = locale.lookup(language, self.localized) if self.localized else None
-        return self.default if tag is None else self.localized[tag]
+        if not self.localized:
+            return self.default
+        chosen = self._chosen.get(language) if isinstance(language, str) else None
+        if chosen is None:
+            tag = locale.lookup(language, self.localized)
+            chosen = self.default if tag is None else self.localized[tag]
+            if isinstance(language, str) and len(self._chosen) < MAX_LANGUAGES_REMEMBERED:
+                self._chosen[language] = chosen
+        return chosen
 
     def render(self, data: Mapping[str, Any], language: object, deadline: float) -> dict[str, Any]:
         """One recipient's notification (builtins, to be converted to the provider's type);
