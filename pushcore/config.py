@@ -265,8 +265,8 @@ class Settings:
         "TEMPLATE_RENDER_SECONDS",
         0.05,
         _float(0.001, 10),
-        "Longest a template render may take per recipient (all fields); a recipient over it "
-        "counts failed with reason template_error.",
+        "CPU seconds a template render may take per recipient (all fields); a recipient over "
+        "it counts failed with reason template_error.",
     )
     max_in_flight: int = setting(
         "MAX_IN_FLIGHT",

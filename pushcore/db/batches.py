@@ -22,7 +22,8 @@ MAX_ERRORS = 20
 # What a claim loads for each batch ``b`` (a CTE of claimed batch rows): the registrations
 # still there, the message's state and notification, and the credentials of the batch's
 # platform; for a message with per-recipient content (its notification has ``templated``),
-# also what its templates read of each recipient, in the order of the ids.  For any other
+# also what its templates read of each recipient, in the order of the ids (with the
+# recipient's own data of a ``recipients`` send).  For any other
 # message that lateral is a one-time filter that is false: no scan, no cost.
 _LOADED = (
     """
@@ -45,8 +46,12 @@ CROSS JOIN LATERAL (
 LEFT JOIN LATERAL (
     SELECT jsonb_agg("""
     + RECIPIENT_JSON
-    + """ ORDER BY i.id) AS recipients
+    + """ || jsonb_build_object('recipient', CASE WHEN mr.data IS NULL THEN NULL
+                                   ELSE jsonb_build_object('data', mr.data) END)
+                      ORDER BY i.id) AS recipients
     FROM installations i LEFT JOIN users u ON u.id = i.user_id
+    LEFT JOIN message_recipients mr
+        ON mr.message_id = b.message_id AND mr.external_id = u.external_id
     WHERE m.notification ? 'templated' AND i.id = ANY(b.installation_ids) AND i.push_enabled
 ) t ON true
 """

@@ -1,8 +1,9 @@
 """What per-recipient content needs of each recipient, as one JSON object per installation:
 ``{"installation": {"platform", "device", "tags"}, "user": {"external_id", "email",
 "attributes", "tags"} | null}``.  The batch claim loads it with the tokens, in the same
-statement (``pushcore.db.batches``); the preview route loads it for one user or
-installation.  Phone numbers are not exposed to templates.
+statement (``pushcore.db.batches``), and adds ``"recipient": {"data"} | null`` (what a
+``recipients`` send gave for the installation's user); the preview route loads it for one
+user or installation.  Phone numbers are not exposed to templates.
 """
 
 from __future__ import annotations

@@ -71,7 +71,7 @@ def samples(request: SendRequestBase, render_seconds: float) -> list[Any]:
     variants += [(f"localizations.{tag}", tag) for tag in program.localized]
     for field, language in variants:
         try:
-            fields = program.render({}, language, time.perf_counter() + render_seconds)
+            fields = program.render({}, language, time.thread_time() + render_seconds)
             out.append(msgspec.convert(fields, Notification))
         except RenderFailed as exc:
             raise InvalidSend(field, str(exc)) from None
@@ -141,9 +141,11 @@ def render_batch(
         data: dict[str, Any] = {"installation": installation, "message": message}
         if recipient["user"] is not None:
             data["user"] = recipient["user"]
+        if recipient.get("recipient") is not None:
+            data["recipient"] = recipient["recipient"]
         language = installation["device"].get("language")
         try:
-            fields = program.render(data, language, time.perf_counter() + render_seconds)
+            fields = program.render(data, language, time.thread_time() + render_seconds)
         except RenderFailed:
             failed[TEMPLATE_ERROR] = failed.get(TEMPLATE_ERROR, 0) + 1
             continue
@@ -194,6 +196,7 @@ def preview(
     :func:`pushcore.db.recipients.for_preview` exactly as the send workers would."""
     notification = stored_notification(request)
     program = _compile(notification) if is_templated(notification) else None
+    given = {r.external_user_id: r.data for r in reversed(request.target.recipients or [])}
     fixed: dict[str, Any] = {}
     out = []
     for row in rows:
@@ -206,12 +209,15 @@ def preview(
                 fixed[row["platform"]] = _provider_payload(provider, notification)
             payload = fixed[row["platform"]]
         else:
+            user = row["recipient"]["user"]
+            own = given.get(user["external_id"]) if user is not None else None
+            recipient = {**row["recipient"], "recipient": None if own is None else {"data": own}}
             done = render_batch(
                 program,
                 provider,
                 notification,
                 [registration],
-                [row["recipient"]],
+                [recipient],
                 render_seconds=render_seconds,
             )
             if done.failed:

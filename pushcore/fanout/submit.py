@@ -75,6 +75,18 @@ def check(
     return wanted
 
 
+def recipient_data(request: SendRequestBase) -> tuple[list[str], list[Any]] | None:
+    """The users of a ``recipients`` target and their data, each user once (its first
+    entry); None for other targets."""
+    given = request.target.recipients
+    if given is None:
+        return None
+    first: dict[str, Any] = {}
+    for r in given:
+        first.setdefault(r.external_user_id, r.data)
+    return list(first), list(first.values())
+
+
 def lane_plan(request: SendRequestBase, settings: Settings) -> LanePlan | None:
     """The lane's plan when the send is small enough to plan at once: a list target of at
     most PUSHCORE_LANE_MAX_TARGETS values, not scheduled.  Whole-app and tag targets, big
@@ -101,6 +113,9 @@ async def submit(
     """Check, store and plan (lane) or enqueue the plan job; return (message row,
     created)."""
     platforms = check(request, app, settings, providers)
+    recipients = recipient_data(request)
+    if recipients is not None:  # planned as the user list; the data goes beside the message
+        request = msgspec.structs.replace(request, target=request.target.users())
     lane = lane_plan(request, settings)
     stored: dict[str, Any] = msgspec.to_builtins(request)
     row, created = await queries.create(
@@ -114,6 +129,7 @@ async def submit(
         ttl_seconds=request.ttl(),
         idempotency_key=request.idempotency_key,
         lane=lane,
+        recipients=recipients,
     )
     if created and lane is not None and wake_lane is not None:
         wake_lane()  # committed: the lane loops may claim it now (they poll besides)

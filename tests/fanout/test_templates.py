@@ -335,3 +335,63 @@ def test_simulator_payload_records_are_exposed_on_the_stats_route() -> None:
         counters.keep("tok", str(i).encode())
     assert len(counters.payloads["tok"]) == 8
     assert counters.payloads["tok"][-1] == b"19"
+
+
+@pytest.mark.parametrize("padding", [0, 120], ids=["lane", "planner"])
+async def test_recipients_data_reaches_each_users_installations(
+    api: Client, rsims: Simulators, launch: Launch, padding: int
+) -> None:
+    """A ``recipients`` send: each user's own values in the bytes of each of their devices,
+    through the lane (a few users) and through the planner (over PUSHCORE_LANE_MAX_TARGETS)."""
+    c = Campaign(api, rsims)
+    await c.create_app()
+    ana_phone = await c.register("ios", 1)
+    ana_web = await c.register("web", 2)
+    bob = await c.register("android", 3)
+    cid = await c.register("ios", 4)
+    await _user(c, ana_phone, "ana", attributes={"first_name": "Ana"})
+    await _user(c, ana_web, "ana")
+    await _user(c, bob, "bob", attributes={"first_name": "Bob"})
+    await _user(c, cid, "cid")
+    await launch(rsims)
+    recipients: list[dict[str, Any]] = [
+        {"external_user_id": "ana", "data": {"order": "A-1", "items": 3}},
+        {"external_user_id": "bob", "data": {"order": "B-2"}},
+        {"external_user_id": "ana", "data": {"order": "ignored: ana was given first"}},
+        {"external_user_id": "cid"},  # no data: the default filter's value
+        *({"external_user_id": f"nobody-{i}"} for i in range(padding)),
+    ]
+    sent = await c.send(
+        target={"recipients": recipients},
+        notification={
+            "title": "{{ user.attributes.first_name | default: 'Hi' }}",
+            "body": "Order {{ recipient.data.order | default: 'none' }}"
+            " ({{ recipient.data.items | default: 1 }} items)",
+        },
+    )
+    assert sent["counts"]["targeted"] in (0, 4)  # the lane knows at once, the planner later
+    msg = await c.wait(sent["message_id"])
+    assert msg["counts"]["delivered"] == 4, msg
+    got = {d.token: [shown(d.platform, p)["body"] for p in received(c, d)] for d in c.devices}
+    assert got == {
+        ana_phone.token: ["Order A-1 (3 items)"],
+        ana_web.token: ["Order A-1 (3 items)"],
+        bob.token: ["Order B-2 (1 items)"],
+        cid.token: ["Order none (1 items)"],
+    }
+    assert [shown("ios", p)["title"] for p in received(c, ana_phone)] == ["Ana"]
+
+    # the preview of a recipients send shows the user's own values too
+    resp = await api.post(
+        f"/v1/apps/{c.code}/messages/preview",
+        json={
+            "message": {
+                "target": {"recipients": recipients[:2]},
+                "notification": {"body": "{{ recipient.data.order }}"},
+            },
+            "external_user_id": "bob",
+        },
+        headers=c.server,
+    )
+    (only,) = (await json(resp, 200))["payloads"]
+    assert only["payload"]["notification"]["body"] == "B-2"

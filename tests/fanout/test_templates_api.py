@@ -62,6 +62,47 @@ CASES: list[tuple[dict[str, Any], str, str]] = [
     (send(localizations={"zz-QQ": {"title": "x"}}), "localizations.zz-QQ", "BCP 47"),
     (send(localizations={f"x{i}": {} for i in range(101)}), "localizations", ""),
     (send(localizations=["fr"]), "localizations", ""),
+    (send(target={"recipients": []}), "target.recipients", ""),
+    (send(target={"recipients": [{"data": {}}]}), "target.recipients[0].external_user_id", ""),
+    (
+        send(target={"recipients": [{"external_user_id": ""}]}),
+        "target.recipients[0].external_user_id",
+        "",
+    ),
+    (
+        send(target={"recipients": [{"external_user_id": "u", "data": ["x"]}]}),
+        "target.recipients[0].data",
+        "",
+    ),
+    (
+        send(target={"recipients": [{"external_user_id": "u", "data": {"k": "x" * 1025}}]}),
+        "target.recipients[0].data[...]",
+        "",
+    ),
+    (
+        send(target={"recipients": [{"external_user_id": "u", "data": {"k": {"deep": 1}}}]}),
+        "target.recipients[0].data[...]",
+        "",
+    ),
+    (
+        send(
+            target={
+                "recipients": [{"external_user_id": "u", "data": {f"k{i}": i for i in range(51)}}]
+            }
+        ),
+        "target.recipients[0].data",
+        "",
+    ),
+    (
+        send(target={"recipients": [{"external_user_id": "u", "age": 3}]}),
+        "target.recipients[0].age",
+        "",
+    ),
+    (
+        send(target={"recipients": [{"external_user_id": "u"}], "external_user_ids": ["u"]}),
+        "target",
+        "exactly one",
+    ),
     (
         # the static part alone is over every provider's limit
         note(title="{{ user.external_id }}" + "x" * 4000, body="y" * 4000),
@@ -69,6 +110,21 @@ CASES: list[tuple[dict[str, Any], str, str]] = [
         "",
     ),
 ]
+
+
+async def test_recipients_over_100000_are_refused(api: Client, campaign: Campaign) -> None:
+    import io
+
+    import msgspec
+
+    body = send(target={"recipients": [{"external_user_id": "u"}] * 100_001})
+    resp = await api.post(
+        f"/v1/apps/{campaign.code}/messages",
+        data=io.BytesIO(msgspec.json.encode(body)),
+        headers={**campaign.server, "Content-Type": "application/json"},
+    )
+    answer = await json(resp, 422)
+    assert answer["error"]["field"] == "target.recipients", answer
 
 
 @pytest.fixture
