@@ -5,7 +5,9 @@ and whose installations registered a language (en-US, fr-FR, pt-BR, de-DE, pt-PT
 warm-up broadcast with fixed content (it also deletes the 5% dead registrations), then R
 rounds of the templated broadcast and the fixed one, alternated.  Then the render cost per
 recipient on its own: the worker's own function over a sample of the registry's
-recipients, in this process.
+recipients, in this process.  With ``--recipients N`` (0 to skip), two more sends to the
+first N users: a plain ``external_user_ids`` send and a ``recipients`` send with an order
+number and an item count per user rendered into the body.
 
 Writes ``benchmarks/results/templates[-<label>]-<date>.json`` and ``.png``; the JSON is
 also the last line of stdout.
@@ -87,6 +89,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--processes", type=int, default=2, help="worker processes")
     parser.add_argument("--threads", type=int, default=4, help="threads per worker process")
     parser.add_argument("--render-sample", type=int, default=20_000)
+    parser.add_argument(
+        "--recipients", type=int, default=100_000, help="users of the recipients send (0: none)"
+    )
     parser.add_argument("--interval", type=float, default=0.5, help="sampling period, s")
     parser.add_argument("--timeout", type=float, default=1800, help="longest wait for done, s")
     add_stack_arguments(parser, DEFAULT_DB, DEFAULT_REDIS, "the API and the workers")
@@ -140,8 +145,47 @@ async def _measure(
             for _ in range(args.rounds)
             for kind, body in (("templated", TEMPLATED), ("fixed", FIXED))
         ]
+        users = min(args.recipients, seeded.users)
+        lists = (
+            [
+                await one(kind, body)
+                for kind, body in (
+                    ("users (plain)", _user_send(users, with_data=False)),
+                    ("recipients (per-user data)", _user_send(users, with_data=True)),
+                )
+            ]
+            if users
+            else []
+        )
     render = await _render_cost(pool, app_id, settings, args.render_sample)
-    return _report(args, warmup, runs, render)
+    result = _report(args, warmup, runs, render)
+    result["user_lists"] = {"users": users, "runs": lists}
+    result["correct"] = result["correct"] and all(
+        r["status"] == "done" and r["counts"]["failed"] == 0 for r in lists
+    )
+    return result
+
+
+def _user_send(users: int, *, with_data: bool) -> dict[str, Any]:
+    """A send to ``user-1`` … ``user-<users>`` (the seed's external ids)."""
+    ids = [f"user-{n}" for n in range(1, users + 1)]
+    if not with_data:
+        return {
+            "target": {"external_user_ids": ids},
+            "notification": {"title": "Your order", "body": "has shipped"},
+        }
+    return {
+        "target": {
+            "recipients": [
+                {"external_user_id": u, "data": {"order": f"A-{n}", "items": n % 7 + 1}}
+                for n, u in enumerate(ids)
+            ]
+        },
+        "notification": {
+            "title": "Your order",
+            "body": "{{ recipient.data.order }} ({{ recipient.data.items }} items) has shipped",
+        },
+    }
 
 
 async def _personalize(pool: Pool, app_id: int) -> None:
@@ -286,6 +330,10 @@ def _summary(result: dict[str, Any]) -> str:
         f" {m['worker_cpu_seconds_per_1000']['templated']} vs"
         f" {m['worker_cpu_seconds_per_1000']['fixed']}; render"
         f" {result['render']['templated_us_per_recipient']} µs per recipient"
+    ) + "".join(
+        f"\ntemplates: {r['kind']} to {result['user_lists']['users']:,} users:"
+        f" {r['wall_seconds_to_done']} s to done, {r['sql_statements_per_1000']} SQL per 1,000"
+        for r in result["user_lists"]["runs"]
     )
 
 

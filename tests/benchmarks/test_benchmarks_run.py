@@ -270,6 +270,7 @@ def test_templates_benchmark_tiny(bench_database: str, tmp_path: Path) -> None:
         "--devices", "1000",
         "--rounds", "1",
         "--render-sample", "200",
+        "--recipients", "100",
         "--database-url", bench_database,
         "--redis-url", REDIS_URL,
         "--out", str(tmp_path),
@@ -285,4 +286,6 @@ def test_templates_benchmark_tiny(bench_database: str, tmp_path: Path) -> None:
     assert render["failed"] == {}
     assert render["templated_us_per_recipient"] > 0
     assert {"templated_over_fixed", "worker_cpu_seconds_per_1000"} <= set(result["median"])
+    plain, personal = result["user_lists"]["runs"]
+    assert plain["counts"]["delivered"] == personal["counts"]["delivered"] > 0
     assert Path(result["written"]["png"]).stat().st_size > 0
