@@ -194,7 +194,9 @@ def _badge(text: str) -> int | None:
     try:
         badge = int(text, 10)
     except ValueError:
-        raise RenderFailed(f"badge rendered as {text[:20]!r}, not a whole number") from None
+        # the rendered text is not repeated: it may hold a recipient's data (and this ends
+        # up in the workers' log)
+        raise RenderFailed("badge did not render as a whole number") from None
     if badge < 0:
         raise RenderFailed("badge rendered below 0")
     return badge

@@ -24,3 +24,7 @@ class InvalidTemplate(TemplateError):
 class RenderFailed(TemplateError):
     """One recipient's render failed (a limit reached, a value the field cannot take): that
     recipient counts as failed with reason ``template_error``, the others go on."""
+
+
+class RenderTimeout(RenderFailed):
+    """A render went past its deadline."""

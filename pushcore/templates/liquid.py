@@ -35,7 +35,7 @@ from liquid.context import RenderContext
 from liquid.exceptions import LiquidError
 from liquid.expression import Expression
 
-from pushcore.templates.errors import InvalidTemplate, RenderFailed
+from pushcore.templates.errors import InvalidTemplate, RenderFailed, RenderTimeout
 
 LOOP_LIMIT = 1000  # loop iterations per render, nested loops counted in full
 NAMESPACE_LIMIT = 64 * 1024  # bytes of assigned values per render
@@ -105,7 +105,7 @@ class _Bounded(StringIO):
             if self.size > self.limit:
                 raise RenderFailed(f"rendered value over {self.limit} bytes")
             if time.thread_time() > self.deadline:
-                raise RenderFailed("render time limit reached")
+                raise RenderTimeout("render time limit reached")
         return super().write(s)
 
 

@@ -395,3 +395,35 @@ async def test_recipients_data_reaches_each_users_installations(
     )
     (only,) = (await json(resp, 200))["payloads"]
     assert only["payload"]["notification"]["body"] == "B-2"
+
+
+async def test_a_batch_larger_than_a_render_slice_keeps_every_recipients_own_content(
+    api: Client, rsims: Simulators, launch: Launch
+) -> None:
+    """250 installations in one batch: rendered in slices of 100 (the event loop gets a turn
+    between them), each recipient still gets its own payload, failures stay its own."""
+    c = Campaign(api, rsims)
+    await c.create_app()
+    devices = [
+        await c.register("ios", i, device={"n": i, "badge": "x" if i % 50 == 7 else i % 9})
+        for i in range(250)
+    ]
+    await launch(rsims, PUSHCORE_BATCH_SIZE="1000")
+    sent = await c.send(
+        target={"all": True},
+        notification={
+            "title": "Device {{ installation.device.n }}",
+            "badge": "{{ installation.device.badge }}",
+        },
+    )
+    msg = await c.wait(sent["message_id"])
+    failing = [d for i, d in enumerate(devices) if i % 50 == 7]
+    assert msg["counts"]["delivered"] == 250 - len(failing), msg
+    assert msg["failure_reasons"] == {"template_error": len(failing)}, msg
+    for i, d in enumerate(devices):
+        if d in failing:
+            assert c.received(d) == 0
+        else:
+            assert [shown("ios", p) for p in received(c, d)] == [
+                {"title": f"Device {i}", "body": None, "badge": i % 9, "data": {}}
+            ], i

@@ -40,8 +40,8 @@ CASES: list[tuple[dict[str, Any], str, str]] = [
         "notification.title",
         "range literals are not allowed",
     ),
-    (note(badge="many"), "notification", "badge rendered as 'many'"),
-    (note(badge="{{ user.attributes.n }}x"), "notification", "not a whole number"),
+    (note(badge="many"), "notification", "badge did not render as a whole number"),
+    (note(badge="{{ user.attributes.n }}x"), "notification", "not render as a whole number"),
     (note(badge=-1), "notification.badge", ""),
     (note(badge="x" * 1025), "notification.badge", ""),
     (
@@ -266,6 +266,8 @@ async def test_openapi_documents_the_new_route_and_fields(api: Client) -> None:
         schemas["PreviewIn"]["properties"]
     )
     assert "localizations" in schemas["SendRequest"]["properties"]
+    assert "recipients" in schemas["Target"]["properties"]
+    assert {"external_user_id", "data"} <= set(schemas["Recipient"]["properties"])
     assert {"title", "body", "badge", "data"} <= set(schemas["Localization"]["properties"])
     badge = schemas["Notification"]["properties"]["badge"]
     assert {"integer", "string"} <= {t.get("type") for t in badge["anyOf"]}
