@@ -9,7 +9,10 @@
 - ``benchmarks.transport``: the delivery layer per provider and engine, side by side;
 - ``benchmarks.transactional``: 2,000 single-user sends from 32 clients on a registry of
   20,000 devices (``transactional``), and again while a broadcast to 200,000 devices of
-  another app is going out (``transactional-during-broadcast``); ~40 s and ~90 s.
+  another app is going out (``transactional-during-broadcast``); ~40 s and ~90 s;
+- ``benchmarks.templates``: a 200,000-device broadcast with templates and localizations
+  against the same with fixed content, alternated twice, and a ``recipients`` send to
+  100,000 users beside a plain one (``templates``); ~6 minutes.
 
 Each writes its JSON (and PNG) under ``benchmarks/results/``; this prints the paths.
 
@@ -29,6 +32,7 @@ from typing import Any
 
 from benchmarks import registration, transport
 from benchmarks.fanout.cli import main as fanout_main
+from benchmarks.templates.run import main as templates_main
 from benchmarks.transactional.cli import main as transactional_main
 
 FANOUT_DEVICES = 200_000
@@ -64,12 +68,18 @@ def _transactional_during_broadcast() -> list[str]:
     return [result["written"]["json"], result["written"]["png"]]
 
 
+def _templates() -> list[str]:
+    result = templates_main(["--devices", str(FANOUT_DEVICES)])
+    return [result["written"]["json"], result["written"]["png"]]
+
+
 STEPS: dict[str, Callable[[], list[str]]] = {
     "fanout": _fanout,
     "registration": _registration,
     "transport": _transport,
     "transactional": _transactional,
     "transactional-during-broadcast": _transactional_during_broadcast,
+    "templates": _templates,
 }
 
 

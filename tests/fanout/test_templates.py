@@ -195,6 +195,9 @@ async def test_provider_override_blocks_are_templates_too(
     assert apns["aps"]["alert"] == {"title": "Hello", "subtitle": "ann@example.com"}
     assert apns["u"] == "ann"
     assert received(c, web) == [{"hello": "ann"}]
+    # the same records over the simulator's control route
+    stats = await rsims.webpush.fetch_stats(with_payloads=True)
+    assert stats["payloads"] == {web.token: ['{"hello":"ann"}']}
 
 
 async def test_an_oversized_or_failing_recipient_fails_alone(
