@@ -14,6 +14,9 @@
   reads and seen marks from 32 clients on 100,000 users holding ~100 messages each
   (``--devices 2000000 --personal 300 --list-size 100000`` is the issue's 1,000,000
   users); ~5 minutes.
+- ``benchmarks.templates``: a 200,000-device broadcast with templates and localizations
+  against the same with fixed content, alternated twice, and a ``recipients`` send to
+  100,000 users beside a plain one (``templates``); ~6 minutes.
 
 Each writes its JSON (and PNG) under ``benchmarks/results/``; this prints the paths.
 
@@ -34,6 +37,7 @@ from typing import Any
 from benchmarks import registration, transport
 from benchmarks.fanout.cli import main as fanout_main
 from benchmarks.inbox.cli import main as inbox_main
+from benchmarks.templates.run import main as templates_main
 from benchmarks.transactional.cli import main as transactional_main
 
 FANOUT_DEVICES = 200_000
@@ -74,6 +78,11 @@ def _inbox() -> list[str]:
     return [result["written"]["json"], result["written"]["png"]]
 
 
+def _templates() -> list[str]:
+    result = templates_main(["--devices", str(FANOUT_DEVICES)])
+    return [result["written"]["json"], result["written"]["png"]]
+
+
 STEPS: dict[str, Callable[[], list[str]]] = {
     "fanout": _fanout,
     "registration": _registration,
@@ -81,6 +90,7 @@ STEPS: dict[str, Callable[[], list[str]]] = {
     "transactional": _transactional,
     "transactional-during-broadcast": _transactional_during_broadcast,
     "inbox": _inbox,
+    "templates": _templates,
 }
 
 

@@ -268,6 +268,13 @@ class Settings:
         "HTTP/2 requests in flight per worker process for the lane, on connections of its "
         "own: a broadcast filling PUSHCORE_MAX_IN_FLIGHT never queues the lane behind it.",
     )
+    template_render_seconds: float = setting(
+        "TEMPLATE_RENDER_SECONDS",
+        0.05,
+        _float(0.001, 10),
+        "CPU seconds a template render may take per recipient (all fields); a recipient over "
+        "it counts failed with reason template_error.",
+    )
     max_in_flight: int = setting(
         "MAX_IN_FLIGHT",
         1000,

@@ -58,8 +58,10 @@ async def measure(
     *,
     interval: float,
     timeout: float,
+    body: dict[str, Any] | None = None,
 ) -> Broadcast:
-    """Broadcast to every installation of ``app`` and follow it until it is final."""
+    """Broadcast to every installation of ``app`` (``body``: the send request, a fixed
+    notification by default) and follow it until it is final."""
     for sim in sims:
         await sim.reset_stats()
     await asyncio.sleep(1)  # workers idle: their boot is not part of the send
@@ -69,7 +71,7 @@ async def measure(
     count_sql = statements.count_sql(source)
     statements_before = await pool.fetchval(count_sql)
     started = time.monotonic()
-    message_id = await _send_to_all(http, app)
+    message_id = await _send_to_all(http, app, body or FIXED)
     timeline, row = await _follow(pool, message_id, count_sql, worker_pids, interval, timeout)
     wall = time.monotonic() - started
     # the PostgreSQL tree again: backends started during the run (their CPU so far is
@@ -112,14 +114,14 @@ def _process_groups(api_pid: int, worker_pids: set[int], sims: Simulators) -> di
     }
 
 
-async def _send_to_all(http: aiohttp.ClientSession, app: App) -> str:
-    sent = await campaign._call(
-        http,
-        "POST",
-        f"/v1/apps/{app.code}/messages",
-        app.server_key,
-        {"target": {"all": True}, "notification": {"title": "Bench", "body": "fan-out"}},
-    )
+FIXED: dict[str, Any] = {
+    "target": {"all": True},
+    "notification": {"title": "Bench", "body": "fan-out"},
+}
+
+
+async def _send_to_all(http: aiohttp.ClientSession, app: App, body: dict[str, Any]) -> str:
+    sent = await campaign._call(http, "POST", f"/v1/apps/{app.code}/messages", app.server_key, body)
     message_id: str = sent["message_id"]
     return message_id
 

@@ -316,6 +316,31 @@ class MessageList(Struct, kw_only=True):
     messages: list[MessageOut]
 
 
+class PreviewIn(Request):
+    """``POST …/messages/preview``: a send body (its target is not used) and exactly one
+    recipient: a user (each of their installations) or one installation."""
+
+    message: SendRequest  # type: ignore[valid-type]  # a type built at import
+    external_user_id: ExternalId | None = None
+    installation_id: uuid.UUID | None = None
+
+
+class PreviewPayload(Struct, kw_only=True, omit_defaults=True):
+    """What one installation would get: ``payload`` is the provider's JSON (APNs body, the
+    FCM ``message`` without its token, the Web Push plaintext), or ``failed`` says why it
+    would not be sent (``template_error``, ``payload_too_large``)."""
+
+    installation_id: uuid.UUID
+    platform: Platform
+    language: str | None = None
+    payload: Any = None
+    failed: str | None = None
+
+
+class PreviewOut(Struct, kw_only=True):
+    payloads: list[PreviewPayload]
+
+
 MAX_SEND_BATCH = 1000
 
 

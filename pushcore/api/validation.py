@@ -7,10 +7,13 @@
   an allowed push-service host, never an internal address; the sender applies the same
   policy); ``p256dh`` must decode to a 65-byte uncompressed P-256 point that lies on the
   curve and ``auth`` to 16 bytes.
+- Device properties that pushcore itself reads: ``language`` (a BCP 47 tag: the message's
+  localization is picked by it) and ``time_zone`` (an IANA zone name).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -20,6 +23,7 @@ from pushcore.api.schemas import WebSubscription
 from pushcore.endpoints import EndpointPolicy
 from pushcore.providers import registry
 from pushcore.providers.credentials import b64url_decode
+from pushcore.templates import locale
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +53,19 @@ def registration(
     if push_token is None:
         raise invalid("push_token", f"required for platform {platform}")
     return Registration(push_token_for(platform, push_token))
+
+
+def device_properties(device: Mapping[str, object] | None) -> None:
+    """422 naming ``device.language`` or ``device.time_zone`` when one is given and is not a
+    BCP 47 tag or an IANA time zone (``null`` removes a property and is always accepted)."""
+    if not device:
+        return
+    language = device.get("language")
+    if language is not None and not (isinstance(language, str) and locale.valid_language(language)):
+        raise invalid("device.language", "must be a BCP 47 language tag such as pt-BR")
+    zone = device.get("time_zone")
+    if zone is not None and not (isinstance(zone, str) and locale.valid_time_zone(zone)):
+        raise invalid("device.time_zone", "must be an IANA time zone such as Europe/Lisbon")
 
 
 def push_token_for(platform: str, token: str) -> str:

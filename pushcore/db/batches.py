@@ -14,19 +14,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pushcore.db.pool import Pool, Record
+from pushcore.db.recipients import RECIPIENT_JSON
 
 MAX_ERRORS = 20
 
 
 # What a claim loads for each batch ``b`` (a CTE of claimed batch rows): the registrations
 # still there, the message's state and notification, and the credentials of the batch's
-# platform.
-_LOADED = """
+# platform; for a message with per-recipient content (its notification has ``templated``),
+# also what its templates read of each recipient, in the order of the ids (with the
+# recipient's own data of a ``recipients`` send).  For any other
+# message that lateral is a one-time filter that is false: no scan, no cost.
+_LOADED = (
+    """
 SELECT b.id, b.claims, b.message_id, b.app_id, b.platform, b.attempt,
        cardinality(b.installation_ids) AS size,
        m.status, m.notification, m.expires_at < now() AS expired,
        c.updated_at AS credentials_version, c.credentials,
-       r.ids, r.tokens, r.p256dh, r.auth
+       r.ids, r.tokens, r.p256dh, r.auth, t.recipients
 FROM b
 JOIN messages m ON m.id = b.message_id
 LEFT JOIN app_credentials c ON c.app_id = b.app_id AND c.platform = b.platform
@@ -38,7 +43,19 @@ CROSS JOIN LATERAL (
     FROM installations i
     WHERE i.id = ANY(b.installation_ids) AND i.push_enabled
 ) r
+LEFT JOIN LATERAL (
+    SELECT jsonb_agg("""
+    + RECIPIENT_JSON
+    + """ || jsonb_build_object('recipient', CASE WHEN mr.data IS NULL THEN NULL
+                                   ELSE jsonb_build_object('data', mr.data) END)
+                      ORDER BY i.id) AS recipients
+    FROM installations i LEFT JOIN users u ON u.id = i.user_id
+    LEFT JOIN message_recipients mr
+        ON mr.message_id = b.message_id AND mr.external_id = u.external_id
+    WHERE m.notification ? 'templated' AND i.id = ANY(b.installation_ids) AND i.push_enabled
+) t ON true
 """
+)
 _CLAIMED = """b.id, b.claims, b.message_id, b.app_id, b.platform, b.attempt, b.installation_ids"""
 _CLAIMABLE = """(b.state = 'queued' OR (b.state = 'sending' AND b.lease_until < now()))
   AND (b.not_before IS NULL OR b.not_before <= now() + interval '1 second')"""

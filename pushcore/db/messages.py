@@ -9,7 +9,7 @@ from typing import Any
 
 from pushcore.db.inbox import SEEN_COLUMN, InboxPlan
 from pushcore.db.lane import insert_planned
-from pushcore.db.pool import Pool, Record
+from pushcore.db.pool import Connection, Pool, Record
 
 IDEMPOTENCY_HOURS = 24
 
@@ -46,11 +46,13 @@ async def create(
     ttl_seconds: int | None,
     idempotency_key: str | None,
     lane: LanePlan | None = None,
+    recipients: tuple[list[str], list[Any]] | None = None,
 ) -> tuple[Record, bool]:
     """Insert the message; with an idempotency key seen in the last 24 hours, return that
     message instead (``created`` False).  Keys older than 24 hours are released first.
     With ``lane``, the message is inserted planned (its lane batches written, workers
-    notified at commit), in one statement when there is no idempotency key."""
+    notified at commit), in one statement when there is no idempotency key.  ``recipients``
+    (user ids and their data) are stored with the message, in its transaction."""
     planned: dict[str, Any] = {}
     if lane is not None:
         planned = {
@@ -66,7 +68,7 @@ async def create(
             "inbox": lane.inbox,
             "columns": COLUMNS,
         }
-        if idempotency_key is None:
+        if idempotency_key is None and recipients is None:
             # the common transactional send: one statement, no transaction block
             row = await insert_planned(pool, idempotency_key=None, **planned)
             assert row is not None  # no idempotency key, no conflict
@@ -108,6 +110,8 @@ async def create(
                 idempotency_key,
             )
         if row is not None:
+            if recipients is not None:
+                await _store_recipients(conn, row["id"], *recipients)
             return row, True
         existing = await conn.fetchrow(
             f"SELECT {COLUMNS} FROM messages m WHERE m.app_id = $1 AND m.idempotency_key = $2",
@@ -116,6 +120,20 @@ async def create(
         )
         assert existing is not None  # the conflict says it exists; the lock keeps it
         return existing, False
+
+
+async def _store_recipients(
+    conn: Connection, message_id: int, users: list[str], data: list[Any]
+) -> None:
+    await conn.execute(
+        """
+        INSERT INTO message_recipients (message_id, external_id, data)
+        SELECT $1, t.e, t.d FROM unnest($2::text[], $3::jsonb[]) AS t(e, d)
+        """,
+        message_id,
+        users,
+        data,
+    )
 
 
 async def get(pool: Pool, app_id: int, public_id: uuid.UUID) -> Record | None:

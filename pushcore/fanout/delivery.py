@@ -6,17 +6,32 @@ the same transport), sends every request of the batch concurrently (the transpor
 what is in flight), classifies the answers, and when a provider says its authorization
 went stale (APNs ExpiredProviderToken, FCM UNAUTHENTICATED) renews it once and sends those
 registrations once more before reporting; refused again, they are a sender error.
+
+``rendered`` is one payload for the whole batch, or :class:`PerRecipient` payloads
+(per-recipient content): registrations sharing a payload object are built together.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pushcore.providers.base import Outcome, Provider, Registration, Result
 from pushcore.providers.errors import AuthError
 from pushcore.transport.base import Request, Transport
+
+
+@dataclass(frozen=True, slots=True)
+class PerRecipient:
+    """One rendered payload per registration, in the registrations' order; recipients whose
+    content came out the same share one payload object."""
+
+    payloads: Sequence[Any]
+
+    def subset(self, positions: Sequence[int]) -> PerRecipient:
+        return PerRecipient([self.payloads[i] for i in positions])
 
 
 async def authorize(provider: Provider[Any], transport: Transport, *, timeout: float) -> None:
@@ -50,8 +65,9 @@ async def deliver(
             await authorize(provider, transport, timeout=max(deadline - time.monotonic(), 1.0))
         except AuthError:
             return results
+        subset = rendered.subset(stale) if isinstance(rendered, PerRecipient) else rendered
         again = await _send_once(
-            provider, transport, rendered, [registrations[i] for i in stale], deadline
+            provider, transport, subset, [registrations[i] for i in stale], deadline
         )
         for i, result in zip(stale, again, strict=True):
             # refused again with a fresh authorization: the key itself is wrong or revoked
@@ -71,7 +87,7 @@ async def _send_once(
     registrations: Sequence[Registration],
     deadline: float,
 ) -> list[Result]:
-    built = provider.build(rendered, registrations, time.time())
+    built = _build(provider, rendered, registrations, time.time())
     positions = [i for i, item in enumerate(built) if isinstance(item, Request)]
     requests = [item for item in built if isinstance(item, Request)]
     results: list[Result | None] = [item if isinstance(item, Result) else None for item in built]
@@ -82,3 +98,20 @@ async def _send_once(
         for i, response in zip(positions, responses, strict=True):
             results[i] = provider.classify(response, now)
     return [r if r is not None else Result(Outcome.RETRY, "not-sent") for r in results]
+
+
+def _build(
+    provider: Provider[Any], rendered: Any, registrations: Sequence[Registration], now: float
+) -> list[Request | Result]:
+    if not isinstance(rendered, PerRecipient):
+        return provider.build(rendered, registrations, now)
+    groups: dict[int, list[int]] = {}
+    for i, payload in enumerate(rendered.payloads):
+        groups.setdefault(id(payload), []).append(i)
+    built: list[Request | Result | None] = [None] * len(registrations)
+    for positions in groups.values():
+        payload = rendered.payloads[positions[0]]
+        items = provider.build(payload, [registrations[i] for i in positions], now)
+        for i, item in zip(positions, items, strict=True):
+            built[i] = item
+    return [item for item in built if item is not None]

@@ -3,6 +3,10 @@
 :data:`SendRequest` is :class:`SendRequestBase` plus one top-level override block per
 provider of the platform registry (``apns``, ``fcm``, ``webpush``), which wins over the
 same block inside ``notification``.
+
+Per-recipient content (``pushcore.templates``): template strings in the notification, a
+``badge`` given as a string (a template that renders a number), and ``localizations``;
+:meth:`SendRequestBase.templated` says whether a send has any.
 """
 
 from __future__ import annotations
@@ -14,8 +18,31 @@ import msgspec
 
 from pushcore.fanout.targets import Target
 from pushcore.providers import registry
-from pushcore.providers.notification import CollapseKey, Content, Ttl
+from pushcore.providers.notification import CollapseKey, Content, Short, Text, Ttl, Url
 from pushcore.providers.registry import Platform
+from pushcore.templates import content as templates
+
+# a badge given as a string is a template that must render a whole number (``{{ ... }}``)
+Badge = Annotated[int, msgspec.Meta(ge=0)] | Annotated[str, msgspec.Meta(max_length=1024)]
+# BCP 47 in form; whether the subtags are registered ones is checked at submit
+LanguageTag = Annotated[
+    str, msgspec.Meta(pattern=r"^[A-Za-z]{1,8}([-_][A-Za-z0-9]{1,8})*$", max_length=35)
+]
+MAX_LOCALIZATIONS = 100
+
+
+class Localization(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """A partial notification for installations of one language: the fields it gives
+    replace the default's, ``data`` keys are added to the default's."""
+
+    title: Text | None = None
+    body: Text | None = None
+    url: Url | None = None
+    image: Url | None = None
+    badge: Badge | None = None
+    sound: Short | None = None
+    data: dict[str, str] = {}
+
 
 # fields of the request that override the same field of ``notification`` when given
 _OVERRIDING = ("ttl_seconds", "priority", "collapse_key", *registry.KEYS)
@@ -65,6 +92,10 @@ class SendRequestBase(msgspec.Struct, forbid_unknown_fields=True, frozen=True, k
     inbox: bool | InboxOptions = False
     # false: inbox only, nothing is sent to devices
     push: bool = True
+    localizations: (
+        Annotated[dict[LanguageTag, Localization], msgspec.Meta(max_length=MAX_LOCALIZATIONS)]
+        | None
+    ) = None
 
     def inbox_options(self) -> InboxOptions | None:
         """The inbox part of the send, None when it is not stored in inboxes."""
@@ -82,12 +113,41 @@ class SendRequestBase(msgspec.Struct, forbid_unknown_fields=True, frozen=True, k
     def ttl(self) -> int | None:
         return self.effective_notification().ttl_seconds
 
+    def templated(self) -> bool:
+        """Whether the content differs per recipient (templates, a string badge or
+        localizations): such a message is rendered per recipient, not once per batch."""
+        if self.localizations or isinstance(self.notification.badge, str):
+            return True
+        blocks = {key: getattr(self, key) for key in registry.KEYS if getattr(self, key)}
+        return templates.templated(
+            msgspec.to_builtins(self.notification), msgspec.to_builtins(blocks), None
+        )
+
+
+def _notification_type() -> type[Content]:
+    """The notification a send request takes: the providers' plus a ``badge`` that may be
+    a template string (rendered to a number before any provider sees it)."""
+    made = msgspec.defstruct(
+        "Notification",
+        [("badge", Badge | None, None)],
+        bases=(registry.Notification,),
+        module=__name__,
+        frozen=True,
+        forbid_unknown_fields=True,
+        kw_only=True,
+    )
+    made.__doc__ = registry.Notification.__doc__
+    return made  # type: ignore[return-value]  # defstruct types its result as Struct
+
+
+SendNotification: type[Content] = _notification_type()
+
 
 def _send_request_type() -> type[SendRequestBase]:
     made = msgspec.defstruct(
         "SendRequest",
         [
-            ("notification", registry.Notification),
+            ("notification", SendNotification),
             *registry.per_provider_fields(lambda s: (s.overrides | None, None)),
         ],
         bases=(SendRequestBase,),

@@ -20,6 +20,7 @@ from pushcore.db.pool import Pool, Record
 from pushcore.fanout.errors import InvalidSend
 from pushcore.fanout.planning import list_values
 from pushcore.fanout.providers import ProviderCache
+from pushcore.fanout.render import samples, stored_notification
 from pushcore.fanout.request import SendRequestBase
 from pushcore.fanout.targets import TargetKind
 from pushcore.providers import registry
@@ -52,7 +53,13 @@ def check(
         wanted = configured
     if not wanted:
         raise InvalidSend("platforms", "the app has no provider credentials configured")
-    notification = request.effective_notification()
+    # per-recipient content: its templates checked, each variant as a recipient without
+    # properties would get it (what differs per recipient is checked at send time)
+    notifications = (
+        samples(request, settings.template_render_seconds)
+        if request.templated()
+        else [request.effective_notification()]
+    )
     for platform in wanted:
         spec = registry.spec(platform)
         try:
@@ -60,7 +67,8 @@ def check(
                 provider = spec.make_provider(stored[platform], settings)
             else:  # the app's updated_at moves with every credentials change
                 provider = providers.get(app["id"], platform, app["updated_at"], stored[platform])
-            provider.render(notification)
+            for notification in notifications:
+                provider.render(notification)
         except PayloadTooLarge as exc:
             raise InvalidSend("notification", str(exc)) from None
         except InvalidNotification as exc:
@@ -107,6 +115,18 @@ def inbox_plan(request: SendRequestBase) -> InboxPlan | None:
     return None if inbox is None else InboxPlan(inbox.topic, inbox.expires_at)
 
 
+def recipient_data(request: SendRequestBase) -> tuple[list[str], list[Any]] | None:
+    """The users of a ``recipients`` target and their data, each user once (its first
+    entry); None for other targets."""
+    given = request.target.recipients
+    if given is None:
+        return None
+    first: dict[str, Any] = {}
+    for r in given:
+        first.setdefault(r.external_user_id, r.data)
+    return list(first), list(first.values())
+
+
 def lane_plan(request: SendRequestBase, settings: Settings) -> LanePlan | None:
     """The lane's plan when the send is small enough to plan at once: a list target of at
     most PUSHCORE_LANE_MAX_TARGETS values, not scheduled (its inbox entries are written in
@@ -134,19 +154,23 @@ async def submit(
     """Check, store and plan (lane) or enqueue the plan job; return (message row,
     created)."""
     platforms = check(request, app, settings, providers)
+    recipients = recipient_data(request)
+    if recipients is not None:  # planned as the user list; the data goes beside the message
+        request = msgspec.structs.replace(request, target=request.target.users())
     lane = lane_plan(request, settings)
     stored: dict[str, Any] = msgspec.to_builtins(request)
     row, created = await queries.create(
         pool,
         app_id=app["id"],
         request=stored,
-        notification=msgspec.to_builtins(request.effective_notification()),
+        notification=stored_notification(request),
         platforms=platforms,
         primary_only=request.primary_only,
         send_at=request.send_at,
         ttl_seconds=request.ttl(),
         idempotency_key=request.idempotency_key,
         lane=lane,
+        recipients=recipients,
     )
     if created and lane is not None and wake_lane is not None:
         wake_lane()  # committed: the lane loops may claim it now (they poll besides)

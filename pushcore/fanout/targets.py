@@ -1,4 +1,4 @@
-"""Who a message is for: exactly one of the six target kinds.  Pure."""
+"""Who a message is for: exactly one of the seven target kinds.  Pure."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import msgspec
 from pushcore.fields import Email, ExternalId, Msisdn, Tag
 
 MAX_TARGET_LIST = 100_000
+RecipientKey = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+RecipientValue = Annotated[str, msgspec.Meta(max_length=1024)] | int | float | bool | None
 
 
 class TargetKind(enum.Enum):
@@ -20,13 +22,24 @@ class TargetKind(enum.Enum):
     EMAILS = "emails"
     MSISDNS = "msisdns"
     INSTALLATION_IDS = "installation_ids"
+    RECIPIENTS = "recipients"
+
+
+class Recipient(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """A user of a ``recipients`` target and the values its templates read as
+    ``recipient.data.*``."""
+
+    external_user_id: ExternalId
+    data: Annotated[dict[RecipientKey, RecipientValue], msgspec.Meta(max_length=50)] = {}
 
 
 class Target(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
     """Exactly one of: ``{"all": true}``; ``{"tags": [...], "match": "any"|"all"}`` (an
     installation matches on its own tags and its user's tags); ``{"external_user_ids": [...]}``;
-    ``{"emails": [...]}``; ``{"msisdns": [...]}``; ``{"installation_ids": [...]}``.  Lists hold
-    up to 100,000 entries; duplicates are ignored."""
+    ``{"emails": [...]}``; ``{"msisdns": [...]}``; ``{"installation_ids": [...]}``;
+    ``{"recipients": [{"external_user_id", "data"}, ...]}`` (users, each with values of its
+    own for the templates).  Lists hold up to 100,000 entries; duplicates are ignored (of a
+    user given twice in ``recipients``, the first entry counts)."""
 
     all: Literal[True] | None = None
     tags: Annotated[list[Tag], msgspec.Meta(min_length=1, max_length=100)] | None = None
@@ -43,6 +56,17 @@ class Target(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=Tr
     installation_ids: (
         Annotated[list[uuid.UUID], msgspec.Meta(min_length=1, max_length=MAX_TARGET_LIST)] | None
     ) = None
+
+    recipients: (
+        Annotated[list[Recipient], msgspec.Meta(min_length=1, max_length=MAX_TARGET_LIST)] | None
+    ) = None
+
+    def users(self) -> Target:
+        """A ``recipients`` target as the ``external_user_ids`` target the planner resolves
+        (the data is stored beside the message); any other target as it is."""
+        if self.recipients is None:
+            return self
+        return Target(external_user_ids=[r.external_user_id for r in self.recipients])
 
     def kind(self) -> TargetKind:
         """The one kind given; raise ValueError naming the problem otherwise."""

@@ -57,6 +57,7 @@ class ApnsOptions:
 
     keys: dict[str, str] | None = None
     topics: list[str] | None = None
+    record_payloads: bool = False  # keep accepted bodies per token (Counters.payloads)
 
 
 @dataclass(slots=True)
@@ -92,6 +93,8 @@ class ApnsSimulator:
             body = {"reason": "Unregistered", "timestamp": int(self.clock() * 1000)}
             return json_response(410, body, [("apns-id", apns_id)])
         self.counters.record(200, "", token)
+        if self.options.record_payloads and token:
+            self.counters.keep(token, request.body)
         return SimResponse(200, [("apns-id", apns_id)])
 
     def throttled(self, request: SimRequest, status: int, retry_after: int) -> SimResponse:

@@ -171,6 +171,11 @@ class TokenCount:
     accepted: int = 0  # 2xx answers: "delivered"
 
 
+# Payloads kept per token when a simulator records them (tests read back what a recipient
+# got); the oldest are dropped first.
+PAYLOADS_PER_TOKEN = 8
+
+
 @dataclass(slots=True)
 class Counters:
     """What a simulator received.  Mutated only from its engine's event loop thread."""
@@ -180,6 +185,9 @@ class Counters:
     by_status: dict[int, int] = field(default_factory=dict)
     by_reason: dict[str, int] = field(default_factory=dict)
     tokens: dict[str, TokenCount] = field(default_factory=dict)
+    # accepted payloads per tracked token (APNs body, FCM message, Web Push plaintext), only
+    # when the simulator's options say ``record_payloads``
+    payloads: dict[str, list[bytes]] = field(default_factory=dict)
     untracked: int = 0
     faults: dict[str, int] = field(default_factory=dict)
     # provider requests (not stats/control ones) by HTTP version: "2", "1.1"
@@ -213,6 +221,14 @@ class Counters:
         if 200 <= status < 300:
             entry.accepted += 1
 
+    def keep(self, token: str, payload: bytes) -> None:
+        """Record an accepted payload of a tracked token."""
+        if token not in self.tokens:
+            return
+        kept = self.payloads.setdefault(token, [])
+        kept.append(payload)
+        del kept[:-PAYLOADS_PER_TOKEN]
+
     def fault(self, name: str) -> None:
         self.faults[name] = self.faults.get(name, 0) + 1
 
@@ -229,10 +245,11 @@ class Counters:
         self.by_status.clear()
         self.by_reason.clear()
         self.tokens.clear()
+        self.payloads.clear()
         self.faults.clear()
         self.by_http_version.clear()
 
-    def snapshot(self, *, with_tokens: bool = False) -> dict[str, Any]:
+    def snapshot(self, *, with_tokens: bool = False, with_payloads: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {
             "requests": self.requests,
             "accepted": sum(n for s, n in self.by_status.items() if 200 <= s < 300),
@@ -252,6 +269,10 @@ class Counters:
         out["duplicates"] = sum(1 for c in self.tokens.values() if c.accepted > 1)
         if with_tokens:
             out["tokens"] = {t: asdict(c) for t, c in self.tokens.items()}
+        if with_payloads:
+            out["payloads"] = {
+                t: [p.decode("utf-8", "replace") for p in kept] for t, kept in self.payloads.items()
+            }
         return out
 
 
@@ -328,20 +349,25 @@ def dispatch(
 
 def _stats(sim: Simulator, request: SimRequest) -> SimResponse:
     if request.method == "GET":
-        with_tokens = "tokens=1" in request.query.split("&")
-        return json_response(200, sim.counters.snapshot(with_tokens=with_tokens))
+        return json_response(200, _snapshot(sim, request))
     if request.method == "DELETE":
         sim.counters.reset()
         return SimResponse(204, [])
     return json_response(405, {"reason": "MethodNotAllowed"})
 
 
+def _snapshot(sim: Simulator, request: SimRequest) -> dict[str, Any]:
+    query = request.query.split("&")
+    return sim.counters.snapshot(
+        with_tokens="tokens=1" in query, with_payloads="payloads=1" in query
+    )
+
+
 def _control(
     sim: Simulator, throttle: Throttle, request: SimRequest, transport: TransportControl | None
 ) -> SimResponse:
     if request.path == SIM_STATS and request.method == "GET":
-        with_tokens = "tokens=1" in request.query.split("&")
-        return json_response(200, sim.counters.snapshot(with_tokens=with_tokens))
+        return json_response(200, _snapshot(sim, request))
     if request.path == SIM_RESET and request.method == "POST":
         sim.counters.reset()
         return json_response(200, {"reset": True})

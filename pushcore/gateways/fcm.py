@@ -67,6 +67,7 @@ class FcmOptions:
 
     keys: dict[str, str] | None = None
     static_tokens: list[str] | None = None
+    record_payloads: bool = False  # keep accepted request bodies per token (Counters.payloads)
 
 
 def google_error(
@@ -149,6 +150,8 @@ class FcmSimulator:
             return json_response(200, {"name": f"projects/{project}/messages/fake_message_id"})
         self._sent += 1
         self.counters.record(200, "", token)
+        if self.options.record_payloads and token:
+            self.counters.keep(token, request.body)
         message_id = f"0:{int(self.clock() * 1_000_000)}%{self._sent:016x}"
         return json_response(200, {"name": f"projects/{project}/messages/{message_id}"})
 

@@ -74,10 +74,15 @@ class RunningSimulator:
             f"{self.name}: counters live in the granian process; use await fetch_stats()"
         )
 
-    async def fetch_stats(self, *, with_tokens: bool = False) -> dict[str, Any]:
-        """``GET /__sim/stats`` (``with_tokens``: the per-token table too)."""
-        path = SIM_STATS + ("?tokens=1" if with_tokens else "")
-        return await self._control("GET", path)
+    async def fetch_stats(
+        self, *, with_tokens: bool = False, with_payloads: bool = False
+    ) -> dict[str, Any]:
+        """``GET /__sim/stats`` (``with_tokens``: the per-token table too; ``with_payloads``:
+        the payloads kept per token, with ``record_payloads``)."""
+        query = "&".join(
+            q for q, on in (("tokens=1", with_tokens), ("payloads=1", with_payloads)) if on
+        )
+        return await self._control("GET", SIM_STATS + (f"?{query}" if query else ""))
 
     async def reset_stats(self) -> None:
         """``POST /__sim/reset``."""

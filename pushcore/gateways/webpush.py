@@ -40,6 +40,7 @@ _KEYID_LEN = 65  # Web Push puts the sender's uncompressed P-256 key in the keyi
 class WebPushOptions:
     require_vapid: bool = True
     verify_encryption: bool = False
+    record_payloads: bool = False  # keep accepted plaintexts per subscription (decrypted)
 
 
 @dataclass(slots=True)
@@ -67,6 +68,8 @@ class WebPushSimulator:
             return json_response(exc.status, body)
         self._created += 1
         self.counters.record(201, "", sub)
+        if self.options.record_payloads:
+            self.counters.keep(sub, _plaintext(sub, request.body) or b"" if request.body else b"")
         location = f"https://{request.authority}/m/{sub}-{self._created:x}"
         return SimResponse(201, [("location", location), ("ttl", headers.get("ttl"))])
 
@@ -168,13 +171,19 @@ def _check_record(body: bytes) -> str:
 
 
 def _decrypts(sub: str, body: bytes) -> bool:
+    return _plaintext(sub, body) is not None
+
+
+def _plaintext(sub: str, body: bytes) -> bytes | None:
+    """The decrypted body for a subscription of :mod:`pushcore.gateways.fates` (None when it
+    does not decrypt)."""
     import http_ece
 
     _, auth = fates.webpush_keys(sub)
     try:
-        http_ece.decrypt(
+        plain: bytes = http_ece.decrypt(
             body, private_key=fates.webpush_private_key(sub), auth_secret=auth, version="aes128gcm"
         )
     except Exception:  # noqa: BLE001 (http_ece raises assorted errors for bad input)
-        return False
-    return True
+        return None
+    return plain

@@ -168,6 +168,10 @@ class ApnsRendered:
     ttl_seconds: int | None
     expiration: int | None  # absolute override; wins over ttl_seconds
 
+    def preview(self) -> bytes:
+        """What a recipient gets: the JSON body of every request."""
+        return self.payload
+
 
 class ApnsProvider:
     """APNs for one app.  ``origin`` defaults to the credentials' environment; give the

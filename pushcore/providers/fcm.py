@@ -96,6 +96,10 @@ class FcmRendered:
     encoded: bytes
     apns_ttl: int | None  # becomes apns.headers.apns-expiration at build time
 
+    def preview(self) -> bytes:
+        """What a recipient gets: the FCM ``message`` as JSON, without its token."""
+        return self.encoded
+
 
 _TOKEN = re.compile(r"[\x21-\x7e]{1,4096}")
 

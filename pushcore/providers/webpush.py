@@ -91,6 +91,10 @@ class WebPushRendered:
     plaintext: bytes
     headers: tuple[tuple[str, str], ...]  # ttl, urgency, topic, content-*
 
+    def preview(self) -> bytes:
+        """What a recipient gets: the JSON its service worker receives (the plaintext)."""
+        return self.plaintext
+
 
 class WebPushProvider:
     """Web Push for one app (one VAPID key).  ``salt_source`` and ``key_source`` exist for

@@ -33,6 +33,7 @@ RANK = {
     "pushcore.transport": 1,
     "pushcore.providers": 2,
     "pushcore.db": 2,
+    "pushcore.templates": 2.5,  # on providers (the notification type), under fanout
     "pushcore.fanout": 3,
     "pushcore.api": 4,
     "workers": 4,

@@ -301,3 +301,31 @@ def test_inbox_benchmark_tiny(bench_database: str, tmp_path: Path) -> None:
     written = Path(result["written"]["json"])
     assert written.name.startswith("inbox-tiny-")
     assert written.with_suffix(".png").stat().st_size > 0
+
+
+@pytest.mark.timeout(200)
+def test_templates_benchmark_tiny(bench_database: str, tmp_path: Path) -> None:
+    result = run(
+        "benchmarks.templates",
+        "--devices", "1000",
+        "--rounds", "1",
+        "--render-sample", "200",
+        "--recipients", "100",
+        "--database-url", bench_database,
+        "--redis-url", REDIS_URL,
+        "--out", str(tmp_path),
+    )  # fmt: skip
+    assert result["correct"] is True, result["runs"]
+    assert [r["kind"] for r in result["runs"]] == ["templated", "fixed"]
+    delivered = {r["counts"]["delivered"] for r in result["runs"]}
+    assert delivered == {950}, result["runs"]  # the live ones, every run
+    for run_ in result["runs"]:
+        assert set(run_["cpu_seconds_per_1000"]) >= {"workers", "simulators", "postgresql"}
+    render = result["render"]
+    assert render["rendered"] == render["recipients"] > 0
+    assert render["failed"] == {}
+    assert render["templated_us_per_recipient"] > 0
+    assert {"templated_over_fixed", "worker_cpu_seconds_per_1000"} <= set(result["median"])
+    plain, personal = result["user_lists"]["runs"]
+    assert plain["counts"]["delivered"] == personal["counts"]["delivered"] > 0
+    assert Path(result["written"]["png"]).stat().st_size > 0

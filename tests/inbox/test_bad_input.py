@@ -102,12 +102,13 @@ SEEN_TABLE: list[tuple[Any, int, str | None]] = [
 @pytest.mark.parametrize(("body", "status", "field"), SEEN_TABLE)
 async def test_seen_body(box: Inboxes, body: Any, status: int, field: str | None) -> None:
     device = await box.user_device("wes")
-    for path, headers in (
+    for path, auth in (
         (f"/v1/installations/{device.installation_id}/inbox/seen", bearer(device.secret)),
         (f"/v1/apps/{box.code}/users/wes/inbox/seen", box.server),
     ):
+        headers = dict(auth)
         if isinstance(body, str):  # malformed JSON, declared as JSON
-            headers = {**headers, "Content-Type": "application/json"}
+            headers["Content-Type"] = "application/json"
         data = body.encode() if isinstance(body, str) else None
         payload = None if isinstance(body, str) or body is None else body
         resp = await box.client.post(path, json=payload, data=data, headers=headers)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pushcore.api.routes import apps, health, inbox, installations, messages, users
+from pushcore.api.routes import apps, health, inbox, installations, messages, preview, users
 from pushcore.api.routing import Route
 
 ROUTES: list[Route] = [
@@ -11,5 +11,6 @@ ROUTES: list[Route] = [
     *installations.ROUTES,
     *users.ROUTES,
     *inbox.ROUTES,
+    *preview.ROUTES,  # before messages: its path would match /messages/{message_id}
     *messages.ROUTES,
 ]

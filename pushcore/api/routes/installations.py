@@ -71,6 +71,7 @@ async def register(call: Call) -> Reply:
     body: InstallationCreate = call.body
     policy = call.request.app[SETTINGS].endpoint_policy()
     reg = validation.registration(body.platform, body.push_token, body.web_subscription, policy)
+    validation.device_properties(body.device)
     secret = auth.new_secret(auth.INSTALLATION_SECRET_PREFIX)
     row = await queries.register(
         call.request.app[POOL],
@@ -114,6 +115,8 @@ def _token_change(body: InstallationPatch, policy: EndpointPolicy) -> TokenChang
 async def patch_installation(call: Call) -> Reply:
     body: InstallationPatch = call.body
     change = _token_change(body, call.request.app[SETTINGS].endpoint_policy())
+    if body.device is not msgspec.UNSET:
+        validation.device_properties(body.device)
     pool = call.request.app[POOL]
     scope = _scope(call)
     try:

@@ -70,7 +70,7 @@ def _message_id(call: Call) -> uuid.UUID:
 
 async def send(call: Call) -> Reply:
     body: SendRequestBase = call.body
-    row = await _app_row(call)
+    row = await app_row(call)
     try:
         message, created = await _submit(call, row, body)
     except InvalidSend as exc:
@@ -82,7 +82,7 @@ async def send_batch(call: Call) -> Reply:
     """Each item is decoded, checked and stored on its own (its own transaction), so one
     refused item refuses only itself; answers keep the items' order."""
     body: SendBatchIn = call.body
-    row = await _app_row(call)
+    row = await app_row(call)
     # a few at a time: each holds a pool connection for its insert
     slots = asyncio.Semaphore(max(1, call.request.app[SETTINGS].db_pool_max // 2))
 
@@ -108,7 +108,8 @@ def _refused(error: ApiError, index: int) -> SendResult:
     )
 
 
-async def _app_row(call: Call) -> Record:
+async def app_row(call: Call) -> Record:
+    """The app of the call's server key (cached per API process)."""
     code = call.server_app().code
     cache = call.request.app[APPS]
     row = cache.get(code)
