@@ -5,7 +5,7 @@ checked exactly like one posted over HTTP."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -39,16 +39,7 @@ def check(
     except ValueError as exc:
         raise InvalidSend("target", str(exc)) from None
     stored: dict[str, Any] = app["credentials"]
-    configured: list[str] = [p for p in registry.NAMES if p in stored]
-    if request.platforms is not None:
-        wanted: list[str] = list(dict.fromkeys(request.platforms))
-        missing = [p for p in wanted if p not in configured]
-        if missing:
-            raise InvalidSend("platforms", f"the app has no credentials for {', '.join(missing)}")
-    else:
-        wanted = configured
-    if not wanted:
-        raise InvalidSend("platforms", "the app has no provider credentials configured")
+    wanted = send_platforms(request.platforms, app)
     notification = request.effective_notification()
     for platform in wanted:
         spec = registry.spec(platform)
@@ -64,6 +55,22 @@ def check(
             raise InvalidSend("notification", str(exc)) from None
         except CredentialsError as exc:  # stored credentials no longer load
             raise InvalidSend(spec.key, str(exc)) from None
+    return wanted
+
+
+def send_platforms(requested: Sequence[str] | None, app: Record) -> list[str]:
+    """The platforms a send goes to: those asked for (all must have credentials), or every
+    platform the app has credentials for; :class:`InvalidSend` when none."""
+    configured: list[str] = [p for p in registry.NAMES if p in app["credentials"]]
+    if requested is not None:
+        wanted: list[str] = list(dict.fromkeys(requested))
+        missing = [p for p in wanted if p not in configured]
+        if missing:
+            raise InvalidSend("platforms", f"the app has no credentials for {', '.join(missing)}")
+    else:
+        wanted = configured
+    if not wanted:
+        raise InvalidSend("platforms", "the app has no provider credentials configured")
     return wanted
 
 
