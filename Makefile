@@ -29,8 +29,9 @@ services:
 migrate: $(STAMP) services
 	$(BIN)/pushcore migrate
 
+# make demo DEMO_ARGS=--keep-running leaves the API (and its web console) running at the end
 demo: setup
-	$(BIN)/pushcore demo
+	$(BIN)/pushcore demo $(DEMO_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check pushcore workers tests benchmarks

@@ -14,7 +14,14 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-from playwright.async_api import Browser, ConsoleMessage, Error, Page, async_playwright
+from playwright.async_api import (
+    Browser,
+    ConsoleMessage,
+    Error,
+    Page,
+    Response,
+    async_playwright,
+)
 
 from tests.fanout import conftest as fanout
 from tests.fanout.harness import Campaign, Device
@@ -98,14 +105,24 @@ class Browsing:
         page = await context.new_page()
 
         def on_console(message: ConsoleMessage) -> None:
-            if message.type in ("error", "warning") and "favicon" not in message.text:
+            # the browser logs every 4xx it loads, pages included (a form answered 422 with
+            # its errors, a 404 page): failed loads are judged by on_response instead
+            if message.text.startswith("Failed to load resource"):
+                return
+            if message.type in ("error", "warning"):
                 self.problems.append(f"console {message.type}: {message.text} ({page.url})")
 
         def on_error(error: Error) -> None:
             self.problems.append(f"page error: {error} ({page.url})")
 
+        def on_response(response: Response) -> None:
+            # a script, style sheet or fragment that does not load is a broken page
+            if response.request.resource_type != "document" and response.status >= 400:
+                self.problems.append(f"{response.status} for {response.url} ({page.url})")
+
         page.on("console", on_console)
         page.on("pageerror", on_error)
+        page.on("response", on_response)
         return page
 
     def url(self, path: str) -> str:

@@ -3,7 +3,8 @@
 "use strict";
 
 (function () {
-  const COLORS = { delivered: "#1a7f37", removed: "#9a6700", failed: "#cf222e" };
+  const COLORS = { delivered: "#1a7f37", "removed or failed": "#cf222e" };
+  const DAY = 86400;
 
   function width(box) {
     return Math.max(240, Math.min(box.parentElement.clientWidth || 600, 960));
@@ -18,14 +19,17 @@
     if (block.dataset.kind === "bars") {
       const names = Object.keys(data.series);
       rows = [data.x, ...names.map((n) => data.series[n])];
+      // one bar per series and day, side by side (left of the day's tick, right of it)
+      const first = data.x[0], last = data.x[data.x.length - 1];
       opts = {
         width: width(box), height: 220,
-        scales: { x: { time: true } },
+        scales: { x: { time: true, range: () => [first - DAY / 2, last + DAY / 2] } },
         series: [{}, ...names.map((n, i) => ({
-          label: n, stroke: COLORS[n], fill: COLORS[n] + "99", width: 1,
-          paths: uPlot.paths.bars({ size: [0.25, 40], align: [-1, 0, 1][i] || 0 }),
+          label: n, stroke: COLORS[n], fill: COLORS[n] + "cc", width: 1,
+          paths: uPlot.paths.bars({ size: [0.35, 60], align: i === 0 ? -1 : 1 }),
+          points: { show: false },
         }))],
-        axes: [{}, { size: 60 }],
+        axes: [{ space: 30, incrs: [DAY], values: "{MMM} {D}" }, { size: 50 }],
       };
     } else {
       rows = [data.x, data.delivered];

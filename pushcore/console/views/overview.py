@@ -56,12 +56,18 @@ async def overview(request: web.Request) -> web.StreamResponse:
     total = sum(p["live"] + p["disabled"] for p in platforms)
     personalized = sum(p["personalized"] for p in platforms)
     days = await queries.daily_messages(pool, app["id"], DAYS)
+    # every one of the last 7 days on the chart, the quiet ones at 0
+    today = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    axis = [today - dt.timedelta(days=n) for n in range(DAYS - 1, -1, -1)]
+    by_day = {d["day"]: d for d in days}
     chart = {
-        "x": [int(d["day"].timestamp()) for d in days],
+        "x": [int(day.timestamp()) for day in axis],
         "series": {
-            "delivered": [int(d["delivered"]) for d in days],
-            "removed": [int(d["invalid_removed"]) for d in days],
-            "failed": [int(d["failed"]) for d in days],
+            "delivered": [int(by_day[d]["delivered"]) if d in by_day else 0 for d in axis],
+            "removed or failed": [
+                int(by_day[d]["invalid_removed"] + by_day[d]["failed"]) if d in by_day else 0
+                for d in axis
+            ],
         },
     }
     context = {
