@@ -9,7 +9,8 @@
 - ``benchmarks.transport``: the delivery layer per provider and engine, side by side;
 - ``benchmarks.transactional``: 2,000 single-user sends from 32 clients on a registry of
   20,000 devices (``transactional``), and again while a broadcast to 200,000 devices of
-  another app is going out (``transactional-during-broadcast``); ~40 s and ~90 s.
+  another app is going out (``transactional-during-broadcast``); ~40 s and ~90 s;
+- ``benchmarks.console``: every web console page on a 100,000-installation app; ~60 s.
 
 Each writes its JSON (and PNG) under ``benchmarks/results/``; this prints the paths.
 
@@ -27,7 +28,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from benchmarks import registration, transport
+from benchmarks import console, registration, transport
 from benchmarks.fanout.cli import main as fanout_main
 from benchmarks.transactional.cli import main as transactional_main
 
@@ -54,6 +55,11 @@ def _transport() -> list[str]:
     return [str(json.loads(line)["written"])]
 
 
+def _console() -> list[str]:
+    result = console.main(["--devices", "100000", "--rounds", "30"])
+    return [result["written"]["json"], result["written"]["png"]]
+
+
 def _transactional() -> list[str]:
     result = transactional_main([])
     return [result["written"]["json"], result["written"]["png"]]
@@ -70,6 +76,7 @@ STEPS: dict[str, Callable[[], list[str]]] = {
     "transport": _transport,
     "transactional": _transactional,
     "transactional-during-broadcast": _transactional_during_broadcast,
+    "console": _console,
 }
 
 

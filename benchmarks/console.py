@@ -131,17 +131,21 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             async with console:
                 csrf = await _sign_in(console, key, code)
                 a = f"/console/apps/{code}"
-                user = "user-100"
-                inst = await pool.fetchval(
-                    "SELECT i.public_id::text FROM installations i JOIN users u ON u.id = i.user_id"
-                    " WHERE u.app_id = $1 AND u.external_id = $2 LIMIT 1",
+                # a user with installations, from the middle of the registry
+                picked = await pool.fetchrow(
+                    "SELECT u.external_id, u.email, i.public_id::text AS inst"
+                    " FROM installations i JOIN users u ON u.id = i.user_id"
+                    " WHERE i.app_id = $1 ORDER BY i.id OFFSET $2 LIMIT 1",
                     app_id,
-                    user,
+                    args.devices // 3,
                 )
+                if picked is None:
+                    raise SystemExit("bench: no personalized installation was seeded")
+                user, inst = picked["external_id"], picked["inst"]
                 gets = {
                     "overview": f"{a}/",
                     "audience (tags)": f"{a}/audience",
-                    "lookup by email": f"{a}/audience?by=email&q=user100@example.com",
+                    "lookup by email": f"{a}/audience?by=email&q={picked['email']}",
                     "user": f"{a}/users/{user}",
                     "installation": f"{a}/installations/{inst}",
                     "compose": f"{a}/compose",
@@ -242,7 +246,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     json_path.write_text(json.dumps(result, indent=2) + "\n")
     plot(result, png_path)
     result["written"] = {"json": str(json_path), "png": str(png_path)}
-    print(json.dumps(result, indent=2))
+    print(json.dumps(result))
     return result
 
 
