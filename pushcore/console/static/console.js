@@ -5,6 +5,8 @@
 (function () {
   const COLORS = { delivered: "#1a7f37", "removed or failed": "#cf222e" };
   const DAY = 86400;
+  // counts start at 0 (uPlot fits the axis to the data otherwise)
+  const FROM_ZERO = { range: (u, min, max) => [0, Math.max(1, max)] };
 
   function width(box) {
     return Math.max(240, Math.min(box.parentElement.clientWidth || 600, 960));
@@ -23,7 +25,7 @@
       const first = data.x[0], last = data.x[data.x.length - 1];
       opts = {
         width: width(box), height: 220,
-        scales: { x: { time: true, range: () => [first - DAY / 2, last + DAY / 2] } },
+        scales: { x: { time: true, range: () => [first - DAY / 2, last + DAY / 2] }, y: FROM_ZERO },
         series: [{}, ...names.map((n, i) => ({
           label: n, stroke: COLORS[n], fill: COLORS[n] + "cc", width: 1,
           paths: uPlot.paths.bars({ size: [0.35, 60], align: i === 0 ? -1 : 1 }),
@@ -35,7 +37,7 @@
       rows = [data.x, data.delivered];
       opts = {
         width: width(box), height: 220,
-        scales: { x: { time: true } },
+        scales: { x: { time: true }, y: FROM_ZERO },
         series: [{}, { label: "delivered", stroke: COLORS.delivered, width: 2, fill: "#1a7f3722" }],
         axes: [{}, { size: 70 }],
       };
