@@ -144,8 +144,21 @@ async def browsing(api: Client) -> AsyncIterator[Browsing]:
             await browser.close()
 
 
+async def unlabelled(page: Page) -> list[str]:
+    """The page's form controls without a label (a <label>, aria-label or aria-labelledby)."""
+    found: list[str] = await page.evaluate(
+        """() => [...document.querySelectorAll("input, select, textarea")]
+            .filter((c) => c.type !== "hidden")
+            .filter((c) => !(c.labels && c.labels.length) && !c.getAttribute("aria-label")
+                           && !c.getAttribute("aria-labelledby"))
+            .map((c) => c.name || c.id || c.outerHTML)"""
+    )
+    return found
+
+
 async def shoot(page: Page, name: str) -> None:
     """A full-page screenshot of the page at its width, for docs/console/."""
+    assert await unlabelled(page) == [], f"inputs without a label on {page.url}"
     SHOTS.mkdir(parents=True, exist_ok=True)
     kind = "phone" if (page.viewport_size or DESKTOP)["width"] < 500 else "desktop"
     await page.screenshot(path=str(SHOTS / f"{name}-{kind}.png"), full_page=True)

@@ -167,8 +167,14 @@ async def test_admin_and_wrong_keys(seeded: Seeded, browsing: Browsing, api: Cli
     await page.goto(browsing.url("/console/"))
     await page.get_by_role("button", name="Sign out").click()
     await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
-    # the admin sees every app, creates a key (shown once) and revokes it
-    await sign_in(page, browsing, ADMIN_TOKEN)
+    # the admin sees every app, creates a key (shown once) and revokes it; signed in with
+    # the keyboard alone: the sign-in page opens with the field focused, Tab reaches the
+    # button, Enter presses it
+    assert await page.evaluate("document.activeElement.id") == "credential"
+    await page.keyboard.type(ADMIN_TOKEN)
+    await page.keyboard.press("Tab")
+    assert await page.evaluate("document.activeElement.textContent") == "Sign in"
+    await page.keyboard.press("Enter")
     await expect(page.get_by_role("link", name="Other app")).to_be_visible()
     await shoot(page, "apps")
     await page.locator(f'a[href="/console/apps/{seeded.code}/"]').click()

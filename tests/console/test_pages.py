@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import aiohttp
 import pytest
 from itsdangerous import URLSafeTimedSerializer
 
@@ -116,6 +117,7 @@ async def test_admin_sees_every_app_and_manages_keys(seeded: Seeded, api: Client
     api.session.cookie_jar.clear()
     await sign_in(api, key.group(1))
     assert (await api.get(f"/console/apps/{seeded.code}/", allow_redirects=False)).status == 200
+    key_session = api.session.cookie_jar.filter_cookies(api.make_url("/console/"))
     api.session.cookie_jar.clear()
     await sign_in(api, ADMIN_TOKEN)
     new_id = key_ids[-1]
@@ -123,6 +125,11 @@ async def test_admin_sees_every_app_and_manages_keys(seeded: Seeded, api: Client
         api, f"/console/apps/{seeded.code}/keys/{new_id}/revoke", {}, token_from=settings_path
     )
     assert "revoked" in await page(api, settings_path)
+    api.session.cookie_jar.clear()
+    api.session.cookie_jar.update_cookies(key_session, api.make_url("/console/"))
+    resp = await api.get(f"/console/apps/{seeded.code}/", allow_redirects=False)
+    assert resp.status == 303
+    assert resp.headers["Location"] == "/console/login"
 
 
 async def test_server_key_cannot_manage_keys(seeded: Seeded, api: Client) -> None:
@@ -221,3 +228,32 @@ async def test_confirm_then_send_stores_the_message(seeded: Seeded, api: Client)
     )
     assert resp.status == 422
     assert "notification" in await resp.text()
+
+
+async def test_csv_upload_as_the_target(seeded: Seeded, api: Client) -> None:
+    """A CSV's first column (its header row dropped) joins the typed values."""
+    await sign_in(api, seeded.server_key)
+    compose = f"/console/apps/{seeded.code}/compose"
+    token = csrf(await page(api, compose))
+    form = aiohttp.FormData()
+    for name, value in {
+        "csrf_token": token,
+        "target_kind": "emails",
+        "target_values": "user-2@example.com",
+        "action": "estimate",
+    }.items():
+        form.add_field(name, value)
+    csv = "email,name\nuser-0@example.com,Ann\nuser-1@example.com,Bob\n"
+    form.add_field("target_file", csv.encode(), filename="people.csv", content_type="text/csv")
+    resp = await api.post(compose, data=form)
+    text = await resp.text()
+    assert resp.status == 200, text[:2000]
+    assert 'data-total="6"' in text  # three users, two installations each
+    broken = aiohttp.FormData()
+    broken.add_field("csrf_token", token)
+    broken.add_field("target_kind", "emails")
+    broken.add_field("action", "estimate")
+    broken.add_field("target_file", b"\xff\xfe\x00bad", filename="x.csv")
+    resp = await api.post(compose, data=broken)
+    assert resp.status == 422
+    assert "not UTF-8" in error_at(await resp.text(), "target")
