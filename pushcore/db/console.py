@@ -15,6 +15,7 @@ from pushcore.db.messages import COLUMNS as MESSAGE_COLUMNS
 from pushcore.db.pool import Pool, Record
 
 MAX_TAGS = 200
+REMOVAL_REASONS = ("dead", "stale", "uninstalled")
 MAX_TIMELINE_POINTS = 600
 
 
@@ -64,18 +65,25 @@ async def daily_messages(pool: Pool, app_id: int, days: int) -> list[Record]:
     return rows
 
 
-async def removed_since(pool: Pool, app_id: int, hours: int) -> int:
-    """Registrations deleted because a provider said the token is dead, counted on the
-    messages of the last ``hours`` hours (the stale prune keeps no count)."""
-    value = await pool.fetchval(
+async def removed_since(pool: Pool, app_id: int, hours: int) -> dict[str, int]:
+    """Registrations deleted in the last ``hours`` hours by reason: ``dead`` (a provider
+    said so; counted on the messages created in that time), ``stale`` and ``uninstalled``
+    (registration_removals, by the hour)."""
+    rows = await pool.fetch(
         """
-        SELECT coalesce(sum(m.invalid_removed), 0) FROM messages m
+        SELECT 'dead' AS reason, coalesce(sum(m.invalid_removed), 0) AS removed
+        FROM messages m
         WHERE m.app_id = $1 AND m.created_at > now() - make_interval(hours => $2)
+        UNION ALL
+        SELECT r.reason, sum(r.removed) FROM registration_removals r
+        WHERE r.app_id = $1 AND r.hour > now() - make_interval(hours => $2)
+        GROUP BY r.reason
         """,
         app_id,
         hours,
     )
-    return int(value or 0)
+    found = {str(r["reason"]): int(r["removed"]) for r in rows}
+    return {reason: found.get(reason, 0) for reason in REMOVAL_REASONS}
 
 
 async def tag_counts(pool: Pool, app_id: int, limit: int = MAX_TAGS) -> list[Record]:
