@@ -257,3 +257,17 @@ async def test_csv_upload_as_the_target(seeded: Seeded, api: Client) -> None:
     resp = await api.post(compose, data=broken)
     assert resp.status == 422
     assert "not UTF-8" in error_at(await resp.text(), "target")
+
+
+async def test_unknown_console_paths(api: Client) -> None:
+    resp = await api.get("/console/no-such-page")
+    assert resp.status == 404
+    assert resp.content_type == "text/html"
+    assert "<h1>404</h1>" in await resp.text()
+    resp = await api.get("/console", allow_redirects=False)
+    assert resp.status == 404  # the console lives under /console/ only
+    # the console's pages carry a CSP without inline script, and are not cached
+    login = await api.get("/console/login")
+    assert "script-src 'self'" in login.headers["Content-Security-Policy"]
+    assert login.headers["Cache-Control"] == "no-store"
+    assert login.headers["X-Frame-Options"] == "DENY"
