@@ -88,8 +88,20 @@ async def seed(client: Client, sims: Any) -> Seeded:
 
 
 @pytest.fixture
-async def seeded(api: Client, sims: Any) -> Seeded:
-    return await seed(api, sims)
+async def seeded(api: Client, sims: Any) -> AsyncIterator[Seeded]:
+    """The seeded app; at the end its unfinished messages are cancelled, so that a later
+    test's worker does not send them (the tests share the database, and the simulators'
+    tokens are the same in every test)."""
+    made = await seed(api, sims)
+    yield made
+    server = made.campaign.server
+    listed = await api.get(f"/v1/apps/{made.code}/messages?limit=100", headers=server)
+    for message in (await listed.json())["messages"]:
+        if message["status"] in ("scheduled", "queued", "sending"):
+            gone = await api.delete(
+                f"/v1/apps/{made.code}/messages/{message['message_id']}", headers=server
+            )
+            assert gone.status == 200
 
 
 class Browsing:
