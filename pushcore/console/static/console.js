@@ -7,6 +7,16 @@
   const DAY = 86400;
   // counts start at 0 (uPlot fits the axis to the data otherwise)
   const FROM_ZERO = { range: (u, min, max) => [0, Math.max(1, max)] };
+  // the server's days and times are UTC; so are the charts' axes
+  const UTC = (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC");
+
+  function dayLabels(narrow) {
+    return (u, splits) => splits.map((s) => {
+      const d = new Date(s * 1000);
+      return narrow ? String(d.getUTCDate())
+        : d.toLocaleDateString("en", { month: "short", day: "numeric", timeZone: "UTC" });
+    });
+  }
 
   function width(box) {
     return Math.max(240, Math.min(box.parentElement.clientWidth || 600, 960));
@@ -23,20 +33,21 @@
       rows = [data.x, ...names.map((n) => data.series[n])];
       // one bar per series and day, side by side (left of the day's tick, right of it)
       const first = data.x[0], last = data.x[data.x.length - 1];
+      const w = width(box);
       opts = {
-        width: width(box), height: 220,
+        width: w, height: 220, tzDate: UTC,
         scales: { x: { time: true, range: () => [first - DAY / 2, last + DAY / 2] }, y: FROM_ZERO },
         series: [{}, ...names.map((n, i) => ({
           label: n, stroke: COLORS[n], fill: COLORS[n] + "cc", width: 1,
           paths: uPlot.paths.bars({ size: [0.35, 60], align: i === 0 ? -1 : 1 }),
           points: { show: false },
         }))],
-        axes: [{ space: 30, incrs: [DAY], values: "{MMM} {D}" }, { size: 50 }],
+        axes: [{ space: 20, incrs: [DAY], values: dayLabels(w < 480) }, { size: 50 }],
       };
     } else {
       rows = [data.x, data.delivered];
       opts = {
-        width: width(box), height: 220,
+        width: width(box), height: 220, tzDate: UTC,
         scales: { x: { time: true }, y: FROM_ZERO },
         series: [{}, { label: "delivered", stroke: COLORS.delivered, width: 2, fill: "#1a7f3722" }],
         axes: [{}, { size: 70 }],
