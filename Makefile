@@ -5,10 +5,17 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+# the console's browser assets (htmx, uPlot), pinned in its package-lock.json
+CONSOLE := pushcore/console
+ASSETS := $(CONSOLE)/node_modules/.package-lock.json
 
 .PHONY: setup services migrate demo test lint typecheck unit bench clean
 
-setup: $(STAMP) services migrate
+setup: $(STAMP) services $(ASSETS) migrate
+
+$(ASSETS): $(CONSOLE)/package-lock.json | services
+	npm ci --prefix $(CONSOLE) --no-audit --no-fund --ignore-scripts
+	@touch $@
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,8 +29,9 @@ services:
 migrate: $(STAMP) services
 	$(BIN)/pushcore migrate
 
+# make demo DEMO_ARGS=--keep-running leaves the API (and its web console) running at the end
 demo: setup
-	$(BIN)/pushcore demo
+	$(BIN)/pushcore demo $(DEMO_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check pushcore workers tests benchmarks
@@ -42,4 +50,4 @@ bench: setup
 
 clean:
 	bash deploy/local/services.sh stop
-	rm -rf $(VENV) .local .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .local .mypy_cache .pytest_cache .ruff_cache $(CONSOLE)/node_modules

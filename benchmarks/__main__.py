@@ -17,6 +17,7 @@
 - ``benchmarks.templates``: a 200,000-device broadcast with templates and localizations
   against the same with fixed content, alternated twice, and a ``recipients`` send to
   100,000 users beside a plain one (``templates``); ~6 minutes.
+- ``benchmarks.console``: every web console page on a 100,000-installation app; ~60 s.
 
 Each writes its JSON (and PNG) under ``benchmarks/results/``; this prints the paths.
 
@@ -34,7 +35,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from benchmarks import registration, transport
+from benchmarks import console, registration, transport
 from benchmarks.fanout.cli import main as fanout_main
 from benchmarks.inbox.cli import main as inbox_main
 from benchmarks.templates.run import main as templates_main
@@ -61,6 +62,11 @@ def _transport() -> list[str]:
     line = captured.getvalue().strip().splitlines()[-1]
     print(line)
     return [str(json.loads(line)["written"])]
+
+
+def _console() -> list[str]:
+    result = console.main(["--devices", "100000", "--rounds", "30"])
+    return [result["written"]["json"], result["written"]["png"]]
 
 
 def _transactional() -> list[str]:
@@ -91,6 +97,7 @@ STEPS: dict[str, Callable[[], list[str]]] = {
     "transactional-during-broadcast": _transactional_during_broadcast,
     "inbox": _inbox,
     "templates": _templates,
+    "console": _console,
 }
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import secrets
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -157,6 +158,22 @@ class Settings:
         "other API processes within this time (0 disables the cache).",
     )
     log_level: str = setting("LOG_LEVEL", "INFO", _log_level, "DEBUG, INFO, WARNING or ERROR.")
+    # --- console ------------------------------------------------------------------------
+    console_secret: str | None = setting(
+        "CONSOLE_SECRET",
+        None,
+        _secret(32),
+        "Key that signs the console's session cookies; at least 32 characters. Unset: a "
+        "random one per `pushcore api` start (shared by its --workers), so sessions end at "
+        "a restart; set it when several API instances serve the console.",
+        secret=True,
+    )
+    console_session_hours: float = setting(
+        "CONSOLE_SESSION_HOURS",
+        8.0,
+        _float(0.05, 720),
+        "How long a console sign-in lasts (the session cookie's expiry).",
+    )
     # --- registry -----------------------------------------------------------------------
     stale_token_days: int = setting(
         "STALE_TOKEN_DAYS",
@@ -335,6 +352,14 @@ class Settings:
             shown = "***" if f.metadata["secret"] and value is not None else repr(value)
             out[f.metadata["env"]] = shown
         return out
+
+
+def with_console_secret(settings: Settings) -> Settings:
+    """``settings`` with a console secret: the configured one, or a new random one (call it
+    once per server start, before any worker process is made, so that they share it)."""
+    if settings.console_secret is not None:
+        return settings
+    return dataclasses.replace(settings, console_secret=secrets.token_urlsafe(32))
 
 
 def declared() -> list[tuple[str, Any, str]]:

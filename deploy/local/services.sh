@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Make sure the services pushcore needs answer (PostgreSQL, Redis, and RabbitMQ for the
 # multi-machine broker) and that the command-line tools its tests drive are installed
-# (h2load from Debian's nghttp2-client, promtool from Debian's prometheus).
+# (h2load from Debian's nghttp2-client, promtool from Debian's prometheus, chromium for the
+# console's browser tests, npm for its assets).
 #
 # Used by `make demo`, `make test` and CI.  A service that already answers at the configured
 # URL is used as it is.  When nothing answers on a loopback address, a throwaway server is
@@ -158,6 +159,10 @@ ensure_tools() {
   command -v h2load >/dev/null || missing+=(nghttp2-client)
   command -v promtool >/dev/null || missing+=(prometheus)  # checks deploy/prometheus rules
   command -v systemd-analyze >/dev/null || missing+=(systemd)  # checks deploy/systemd units
+  # the console: npm ci installs its browser assets; its browser tests drive Debian's
+  # chromium (Playwright's own browser download is not used), with a font for its pages
+  command -v npm >/dev/null || missing+=(npm)
+  command -v chromium >/dev/null || missing+=(chromium fonts-dejavu-core)
   if ((${#missing[@]})); then apt_install "${missing[@]}"; fi
 }
 

@@ -132,6 +132,12 @@ def make_app(settings: Settings, enqueuer: Enqueuer | None = None) -> web.Applic
         enqueuer = DramatiqEnqueuer(make_broker(settings))
     app[ENQUEUER] = enqueuer
     install(app.router, ROUTES)
+    # the web console sits above the API (it uses the API's types and state): imported here,
+    # not at module level; without a configured secret it gets one for this process
+    from pushcore.config import with_console_secret
+    from pushcore.console.app import make_console
+
+    app.add_subapp("/console/", make_console(with_console_secret(settings)))
 
     async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
         app[POOL] = await create_pool(settings)

@@ -41,9 +41,10 @@ def register(sub: Any) -> None:
 def _serve(args: argparse.Namespace) -> int:
     from pushcore import logs
     from pushcore.api.app import run
-    from pushcore.config import load_settings
+    from pushcore.config import load_settings, with_console_secret
 
-    settings = load_settings()
+    # one console secret for every worker process (each would otherwise make its own)
+    settings = with_console_secret(load_settings())
     logs.configure(settings.log_level)
     if args.workers == 1:
         run(settings, args.host, args.port)

@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from pushcore.db.maintenance import COUNT_REMOVED
 from pushcore.db.pool import Pool, Record
 
 # What the API shows of an installation; the token only by its last 8 characters.
@@ -188,8 +189,16 @@ async def diagnose(pool: Pool, scope: Scope) -> str | None:
 
 
 async def delete(pool: Pool, scope: Scope) -> bool:
+    """Delete the installation (an uninstall: counted in registration_removals)."""
     where, args = scope.where(1)
-    row = await pool.fetchrow(f"DELETE FROM installations i WHERE {where} RETURNING i.id", *args)
+    row = await pool.fetchrow(
+        f"""
+        WITH gone AS (DELETE FROM installations i WHERE {where} RETURNING i.id, i.app_id),
+        counted AS ({COUNT_REMOVED.format(reason="uninstalled")})
+        SELECT id FROM gone
+        """,
+        *args,
+    )
     return row is not None
 
 

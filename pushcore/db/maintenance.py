@@ -15,10 +15,20 @@ import datetime as dt
 from pushcore.db.pool import Pool
 
 CHUNK = 5_000
+# Adds the rows of ``gone`` (a CTE returning app_id) to registration_removals under a
+# reason given as ``{reason}``; the hour is UTC, whatever the session's time zone.
+COUNT_REMOVED = """
+    INSERT INTO registration_removals AS r (app_id, hour, reason, removed)
+    SELECT gone.app_id, date_trunc('hour', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC',
+           '{reason}', count(*)
+    FROM gone GROUP BY gone.app_id
+    ON CONFLICT (app_id, hour, reason) DO UPDATE SET removed = r.removed + excluded.removed
+"""
 
 
 async def prune_stale(pool: Pool, days: int, *, chunk: int = CHUNK) -> int:
-    """Delete installations whose token is older than ``days``; return how many."""
+    """Delete installations whose token is older than ``days``; return how many (counted
+    per app in registration_removals as ``stale``)."""
     total = 0
     while True:
         deleted = await pool.fetchval(
@@ -30,8 +40,11 @@ async def prune_stale(pool: Pool, days: int, *, chunk: int = CHUNK) -> int:
                 LIMIT $2
                 FOR UPDATE SKIP LOCKED
             ), gone AS (
-                DELETE FROM installations i USING doomed WHERE i.id = doomed.id RETURNING 1
-            )
+                DELETE FROM installations i USING doomed WHERE i.id = doomed.id
+                RETURNING i.app_id
+            ), counted AS ("""
+            + COUNT_REMOVED.format(reason="stale")
+            + """)
             SELECT count(*) FROM gone
             """,
             days,

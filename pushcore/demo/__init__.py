@@ -36,6 +36,12 @@ def register(sub: Any) -> None:
         action="store_true",
         help="only the registry flow (register, personalize, look up, erase)",
     )
+    cmd.add_argument(
+        "--keep-running",
+        action="store_true",
+        help="after the campaign, leave the API (with the web console), the workers and the "
+        "simulators running and print the console's URL and a sign-in key; Ctrl+C stops them",
+    )
     cmd.set_defaults(handler=_run)
 
 
@@ -49,4 +55,6 @@ def _run(args: argparse.Namespace) -> int:
         return registry_flow.run(settings)
     from pushcore.demo import campaign
 
-    return campaign.run(settings, args.devices, args.processes, args.threads)
+    return campaign.run(
+        settings, args.devices, args.processes, args.threads, keep_running=args.keep_running
+    )

@@ -35,13 +35,15 @@ USERS_TARGETED = 1000
 READY_TIMEOUT = 60.0
 
 
-def run(settings: Settings, devices: int, processes: int, threads: int) -> int:
+def run(
+    settings: Settings, devices: int, processes: int, threads: int, *, keep_running: bool = False
+) -> int:
     import uvloop
 
     if settings.admin_token is None:
         settings = dataclasses.replace(settings, admin_token="demo-" + secrets.token_urlsafe(24))
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        ok = runner.run(_campaign(settings, devices, processes, threads))
+        ok = runner.run(_campaign(settings, devices, processes, threads, keep_running))
     return 0 if ok else 1
 
 
@@ -104,7 +106,9 @@ class Processes:
                 proc.wait(10)
 
 
-async def _campaign(settings: Settings, devices: int, processes: int, threads: int) -> bool:
+async def _campaign(
+    settings: Settings, devices: int, processes: int, threads: int, keep_running: bool = False
+) -> bool:
     from pushcore.db.pool import create_pool
     from pushcore.gateways.simulators import Simulators
 
@@ -134,11 +138,30 @@ async def _campaign(settings: Settings, devices: int, processes: int, threads: i
                     base_url=base, timeout=aiohttp.ClientTimeout(total=60)
                 ) as http:
                     await _wait_ready(http)
-                    return await _run_campaign(http, pool, settings, sims, devices)
+                    ok, server_key = await _run_campaign(http, pool, settings, sims, devices)
             finally:
                 await pool.close()
+            if keep_running:
+                await _keep_running(base, server_key, settings)
+            return ok
         finally:
             children.stop()
+
+
+async def _keep_running(base: str, server_key: str, settings: Settings) -> None:
+    """Leave everything running for a person to look around, until SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print(
+        f"\nThe web console: {base}/console/\n"
+        f"  sign in with the demo app's server key: {server_key}\n"
+        f"  or the admin token (every app): {settings.admin_token}\n"
+        "Everything keeps running; Ctrl+C stops it.",
+        flush=True,
+    )
+    await stop.wait()
 
 
 async def _wait_ready(http: aiohttp.ClientSession) -> None:
@@ -202,7 +225,8 @@ def _credentials(fcm_origin: str) -> dict[str, Any]:
 
 async def _run_campaign(
     http: aiohttp.ClientSession, pool: Any, settings: Settings, sims: Any, devices: int
-) -> bool:
+) -> tuple[bool, str]:
+    """Run and check the campaign; (all checks passed, the app's server key)."""
     admin = settings.admin_token
     app = await _call(
         http, "POST", "/v1/apps", admin, {"name": "Demo campaign", **_credentials(sims.fcm.origin)}
@@ -253,7 +277,7 @@ async def _run_campaign(
     report_2 = await _follow(http, code, key, second, "primary-only to 1,000 users")
     inbox_ok = await _inbox(http, code, key, users=seeded.users, order=second, ordered=len(users))
     expected_second = {(r["platform"], sim_key(r["platform"], r["token"])) for r in reached}
-    return inbox_ok & await _check(
+    ok = inbox_ok & await _check(
         pool,
         app_id,
         sims,
@@ -262,6 +286,7 @@ async def _run_campaign(
         second=report_2,
         expected_second=expected_second,
     )
+    return ok, key
 
 
 async def _inbox(

@@ -6,7 +6,7 @@ checked exactly like one posted over HTTP."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -43,16 +43,7 @@ def check(
     if not request.push:
         return []  # inbox only: no provider is involved, none needs credentials
     stored: dict[str, Any] = app["credentials"]
-    configured: list[str] = [p for p in registry.NAMES if p in stored]
-    if request.platforms is not None:
-        wanted: list[str] = list(dict.fromkeys(request.platforms))
-        missing = [p for p in wanted if p not in configured]
-        if missing:
-            raise InvalidSend("platforms", f"the app has no credentials for {', '.join(missing)}")
-    else:
-        wanted = configured
-    if not wanted:
-        raise InvalidSend("platforms", "the app has no provider credentials configured")
+    wanted = send_platforms(request.platforms, app)
     # per-recipient content: its templates checked, each variant as a recipient without
     # properties would get it (what differs per recipient is checked at send time)
     notifications = (
@@ -125,6 +116,22 @@ def recipient_data(request: SendRequestBase) -> tuple[list[str], list[Any]] | No
     for r in given:
         first.setdefault(r.external_user_id, r.data)
     return list(first), list(first.values())
+
+
+def send_platforms(requested: Sequence[str] | None, app: Record) -> list[str]:
+    """The platforms a send goes to: those asked for (all must have credentials), or every
+    platform the app has credentials for; :class:`InvalidSend` when none."""
+    configured: list[str] = [p for p in registry.NAMES if p in app["credentials"]]
+    if requested is not None:
+        wanted: list[str] = list(dict.fromkeys(requested))
+        missing = [p for p in wanted if p not in configured]
+        if missing:
+            raise InvalidSend("platforms", f"the app has no credentials for {', '.join(missing)}")
+    else:
+        wanted = configured
+    if not wanted:
+        raise InvalidSend("platforms", "the app has no provider credentials configured")
+    return wanted
 
 
 def lane_plan(request: SendRequestBase, settings: Settings) -> LanePlan | None:

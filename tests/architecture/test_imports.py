@@ -37,6 +37,7 @@ RANK = {
     "pushcore.fanout": 3,
     "pushcore.api": 4,
     "workers": 4,
+    "pushcore.console": 5,
     "pushcore.gateways": 5,
     "pushcore.demo": 6,
     "pushcore.cli": 7,

@@ -39,6 +39,7 @@ SECRET_SETTINGS = {
     "PUSHCORE_DATABASE_URL",
     "PUSHCORE_REDIS_URL",
     "PUSHCORE_RABBITMQ_URL",
+    "PUSHCORE_CONSOLE_SECRET",
 }
 PROVIDER_QUEUES = ("pushcore.apns", "pushcore.fcm", "pushcore.webpush")
 API_SHUTDOWN_SECONDS = 10.0  # pushcore.api.app.SHUTDOWN_TIMEOUT

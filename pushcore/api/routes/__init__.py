@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from pushcore.api.routes import apps, health, inbox, installations, messages, preview, users
+from pushcore.api.routes import (
+    apps,
+    estimate,
+    health,
+    inbox,
+    installations,
+    messages,
+    preview,
+    users,
+)
 from pushcore.api.routing import Route
 
 ROUTES: list[Route] = [
@@ -13,4 +22,5 @@ ROUTES: list[Route] = [
     *inbox.ROUTES,
     *preview.ROUTES,  # before messages: its path would match /messages/{message_id}
     *messages.ROUTES,
+    *estimate.ROUTES,
 ]
