@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: setup services migrate demo test lint typecheck unit bench clean
+.PHONY: setup services migrate demo test lint typecheck unit bench image clean
 
 setup: $(STAMP) services migrate
 
@@ -39,6 +39,10 @@ test: setup lint typecheck
 
 bench: setup
 	$(BIN)/python -m benchmarks
+
+# The container image (deploy/container), built with podman from a debootstrap base.
+image: services
+	bash deploy/container/build.sh
 
 clean:
 	bash deploy/local/services.sh stop
