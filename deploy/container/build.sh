@@ -69,9 +69,12 @@ ensure_base() {
 }
 
 build() {
-  local image="$1" ca_args=()
-  # A TLS-inspecting proxy between this machine and PyPI: hand pip the CA bundle it trusts.
-  if [[ -n "${PIP_CERT:-}" && -s "$PIP_CERT" ]]; then ca_args=(--secret "id=pip-ca,src=$PIP_CERT"); fi
+  local image="$1" ca_args=() ca="${PIP_CERT:-}"
+  # pip in the build trusts what pip here trusts: PIP_CERT, else this machine's CA bundle
+  # (which holds a TLS-inspecting proxy's CA where there is one; Debian's bundle in the
+  # image would not).  A build secret: it is in no layer.
+  [[ -n "$ca" && -s "$ca" ]] || ca=/etc/ssl/certs/ca-certificates.crt
+  if [[ -s "$ca" ]]; then ca_args=(--secret "id=pip-ca,src=$ca"); fi
   log "building $image from $BASE"
   # shellcheck disable=SC2046 # two --ulimit words
   pc build --quiet --format docker --layers $(pc_ulimits) \

@@ -129,6 +129,7 @@ def test_dockerfile_matches_the_manifests() -> None:
     assert option(cmd, "--port") == str(port)
     health = _last(final, "HEALTHCHECK")
     assert f"http://127.0.0.1:{port}{c['livenessProbe']['httpGet']['path']}" in health
+    assert f"VERSION={project_version()}" in [rest for w, rest in final if w == "ARG"]
     labels = _last(final, "LABEL")
     for key in ("title", "description", "version", "licenses", "source"):
         assert f"org.opencontainers.image.{key}=" in labels
