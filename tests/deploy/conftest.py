@@ -8,10 +8,17 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
+import redis
 from psycopg import sql
 
 from tests.conftest import BASE_URL, CHECKOUT
-from tests.deploy.container import BUILD_TIMEOUT, build_image, kustomization_image, podman
+from tests.deploy.container import (
+    BUILD_TIMEOUT,
+    IMAGE_REDIS_URL,
+    build_image,
+    kustomization_image,
+    podman,
+)
 
 
 @pytest.fixture(scope="session")
@@ -34,6 +41,13 @@ def image_database_url() -> Iterator[str]:
     yield urlunsplit(parts._replace(path="/" + name))
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(drop)
+
+
+@pytest.fixture
+def image_redis_url() -> str:
+    """The image tests' Redis database, emptied."""
+    redis.Redis.from_url(IMAGE_REDIS_URL).flushdb()
+    return IMAGE_REDIS_URL
 
 
 @pytest.fixture

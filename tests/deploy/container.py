@@ -4,6 +4,7 @@ deploy/compose, for the container tests."""
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import socket
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from tests.conftest import CHECKOUT
 from tests.deploy.manifests import DEPLOY, KUBERNETES, ROOT, load_yaml
 
 CONTAINER = DEPLOY / "container"
@@ -31,6 +33,11 @@ BUILD_TIMEOUT = 900  # cold: debootstrap, the packages of both stages, every whe
 # address is the host's loopback: they reach this machine's PostgreSQL and Redis there.
 NETWORK = "slirp4netns:allow_host_loopback=true"
 HOST_ALIAS = "10.0.2.2"
+_BASE_REDIS = urlsplit(os.environ.get("PUSHCORE_REDIS_URL", "redis://127.0.0.1:6379/0"))
+# The image tests' Redis database, of the checkout's own: not the end-to-end tests' (8 to
+# 15) nor the packaging test's (1 to 4), since a worker takes whatever is queued in its
+# database.
+IMAGE_REDIS_URL = urlunsplit(_BASE_REDIS._replace(path=f"/{5 + int(CHECKOUT, 16) % 3}"))
 
 
 def kustomization_image() -> str:

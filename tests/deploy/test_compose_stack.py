@@ -19,11 +19,10 @@ import json
 import time
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 from urllib.request import Request, urlopen
 
 import pytest
-import redis
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from pushcore.cli import build_parser
@@ -41,10 +40,6 @@ from tests.deploy.container import (
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(BUILD_TIMEOUT + 240)]
-_BASE_REDIS = urlsplit("redis://127.0.0.1:6379/0")
-# Not the end-to-end tests' Redis databases (8 to 15) nor the packaging test's (1 to 4):
-# a worker here takes whatever is queued in its database.
-REDIS_URL = urlunsplit(_BASE_REDIS._replace(path=f"/{5 + int(CHECKOUT, 16) % 3}"))
 ADMIN_TOKEN = "compose-stack-admin-token-0123"
 READY_TIMEOUT = 90.0
 DELIVERY_TIMEOUT = 90.0
@@ -59,11 +54,6 @@ def ca_volume() -> Iterator[str]:
     assert created.returncode == 0, created.stderr
     yield name
     podman("volume", "rm", "--force", name)
-
-
-@pytest.fixture
-def clean_redis() -> None:
-    redis.Redis.from_url(REDIS_URL).flushdb()
 
 
 def _podman_run(
@@ -167,7 +157,7 @@ def test_compose_services_deliver_a_broadcast(
     image: str,
     image_database_url: str,
     ca_volume: str,
-    clean_redis: None,
+    image_redis_url: str,
     containers: list[str],
 ) -> None:
     services = compose_config()["services"]
@@ -178,7 +168,7 @@ def test_compose_services_deliver_a_broadcast(
         assert urlsplit(e["PUSHCORE_DATABASE_URL"]).hostname == "postgres"
         assert urlsplit(e["PUSHCORE_REDIS_URL"]).hostname == "redis"
         e["PUSHCORE_DATABASE_URL"] = via_host(image_database_url)
-        e["PUSHCORE_REDIS_URL"] = via_host(REDIS_URL)
+        e["PUSHCORE_REDIS_URL"] = via_host(image_redis_url)
         e["PUSHCORE_ADMIN_TOKEN"] = ADMIN_TOKEN
         return e
 
