@@ -64,10 +64,10 @@ def ulimit_flags() -> tuple[str, ...]:
 
 
 def run_flags() -> tuple[str, ...]:
-    """What every `podman run` here needs: those limits, and no systemd timer for the
-    image's health check (no systemd on this machine; `podman healthcheck run` still
-    runs it on demand)."""
-    return (*ulimit_flags(), "--health-interval=disable")
+    """What every `podman run` here needs: those limits, no systemd timer for the image's
+    health check (no systemd on this machine; `podman healthcheck run` still runs it on
+    demand), and never a pull (the image is the one built here; no registry is asked)."""
+    return (*ulimit_flags(), "--health-interval=disable", "--pull=never")
 
 
 def podman(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

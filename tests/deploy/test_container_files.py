@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from pushcore.api.app import SHUTDOWN_TIMEOUT
 from pushcore.cli import build_parser
 from pushcore.config import declared, load_settings
 from tests.deploy.container import (
@@ -232,3 +233,25 @@ def test_compose_workers_reach_the_simulators() -> None:
     api_args = build_parser().parse_args(api["command"])
     assert published["target"] == api_args.port
     assert published["host_ip"] == "127.0.0.1"
+
+
+def _seconds(duration: str) -> float:
+    """A Compose duration as `config` normalizes it (Go's form: 2m10s, 15s, 1h0m0s)."""
+    parts = re.findall(r"(\d+(?:\.\d+)?)(h|ms|m|s)", duration)
+    assert "".join(n + u for n, u in parts) == duration, duration
+    scale = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+    return sum(float(n) * scale[u] for n, u in parts)
+
+
+def test_compose_stop_grace_periods_match_the_manifests() -> None:
+    """Compose's SIGKILL comes no sooner than the kubelet's: the workers get the worker
+    Deployments' grace, the API more than its own 10 s for requests in flight."""
+    services = compose_config()["services"]
+    graces = {
+        d["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+        for name, d in deployments().items()
+        if name.startswith("pushcore-worker-")
+    }
+    assert len(graces) == 1
+    assert _seconds(services["worker"]["stop_grace_period"]) == graces.pop()
+    assert _seconds(services["api"]["stop_grace_period"]) > SHUTDOWN_TIMEOUT
