@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 CONSOLE := pushcore/console
 ASSETS := $(CONSOLE)/node_modules/.package-lock.json
 
-.PHONY: setup services migrate demo test lint typecheck unit bench clean
+.PHONY: setup services migrate demo test lint typecheck unit bench image clean
 
 setup: $(STAMP) services $(ASSETS) migrate
 
@@ -47,6 +47,10 @@ test: setup lint typecheck
 
 bench: setup
 	$(BIN)/python -m benchmarks
+
+# The container image (deploy/container), built with podman from a debootstrap base.
+image: services
+	bash deploy/container/build.sh
 
 clean:
 	bash deploy/local/services.sh stop

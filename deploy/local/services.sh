@@ -2,7 +2,7 @@
 # Make sure the services pushcore needs answer (PostgreSQL, Redis, and RabbitMQ for the
 # multi-machine broker) and that the command-line tools its tests drive are installed
 # (h2load from Debian's nghttp2-client, promtool from Debian's prometheus, chromium for the
-# console's browser tests, npm for its assets).
+# console's browser tests, npm for its assets, podman and debootstrap for the container image).
 #
 # Used by `make demo`, `make test` and CI.  A service that already answers at the configured
 # URL is used as it is.  When nothing answers on a loopback address, a throwaway server is
@@ -163,6 +163,15 @@ ensure_tools() {
   # chromium (Playwright's own browser download is not used), with a font for its pages
   command -v npm >/dev/null || missing+=(npm)
   command -v chromium >/dev/null || missing+=(chromium fonts-dejavu-core)
+  # The image tests (tests/deploy/test_image.py): podman with runc (crun refuses this kind
+  # of machine's hybrid cgroups), slirp4netns for the containers' own network namespace,
+  # netavark (+ aardvark-dns, iptables) for the build's, debootstrap for the base image.
+  command -v podman >/dev/null || missing+=(podman)
+  command -v runc >/dev/null || missing+=(runc)
+  command -v slirp4netns >/dev/null || missing+=(slirp4netns)
+  [[ -x /usr/lib/podman/netavark ]] || missing+=(netavark aardvark-dns)
+  command -v iptables >/dev/null || missing+=(iptables)
+  command -v debootstrap >/dev/null || missing+=(debootstrap)
   if ((${#missing[@]})); then apt_install "${missing[@]}"; fi
 }
 
