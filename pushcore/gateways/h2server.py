@@ -364,6 +364,8 @@ class _Connection(asyncio.Protocol):
         for event in events:
             if self.transport is None:
                 return
+            if self._closing():
+                break  # the rest of this read came after our GOAWAY's last answer: dropped
             self._on_event(event)
         self._flush()
 
@@ -517,7 +519,9 @@ class _Connection(asyncio.Protocol):
     def _ignore(self, sid: int, path: str) -> None:
         self.server.stats.ignored[path] += 1
         if not self.goaway_first:
-            self.h2.reset_stream(sid, h2.errors.ErrorCodes.REFUSED_STREAM)
+            # (after h2's own GOAWAY it refuses to send anything: then silence says it)
+            with contextlib.suppress(h2.exceptions.ProtocolError):
+                self.h2.reset_stream(sid, h2.errors.ErrorCodes.REFUSED_STREAM)
 
     def _discard(self, sid: int) -> None:
         stream = self.streams.pop(sid, None)
@@ -541,6 +545,9 @@ class _Connection(asyncio.Protocol):
                     self.h2.close_connection(last_stream_id=self.goaway_last)
                 self._flush()
             self._linger()
+
+    def _closing(self) -> bool:
+        return self.lingering is not None
 
     def _linger(self) -> None:
         # A graceful close, as nghttp2-based servers and nginx's lingering close do it: the

@@ -49,9 +49,10 @@ answer reached us -- CONNECTION_LOST, RESET (other than REFUSED_STREAM) or TIMEO
 the fan-out sends again only under PUSHCORE_DELIVERY_GUARANTEE=at-least-once and counts in
 ``pushcore_uncertain_resends_total`` -- or (b) libcurl silently re-sent a request whose
 connection died after it went out, which nobody is told about (libcurl retries a request
-that got no byte back on a reused connection; no option turns that off).  CONNECT and
-REFUSED failures (no connection; REFUSED_STREAM; above a GOAWAY's last-stream-id, re-sent
-by libcurl itself) never are: the provider said it did not process them.
+that got no byte back on a reused connection; no option turns that off).  CONNECT,
+REFUSED and NOT_SENT failures (no connection; REFUSED_STREAM; above a GOAWAY's
+last-stream-id, re-sent by libcurl itself; still in our own queue at the deadline) never
+are: the request never reached the provider, or the provider said it did not process it.
 """
 
 from __future__ import annotations
@@ -255,7 +256,7 @@ class CurlTransport:
             remaining_ms = int((job.batch.deadline - self.loop.time()) * 1000)
             if remaining_ms <= 0:
                 detail = "deadline passed while queued; never sent"
-                self._finish(job, Response(0, failure=Failure.TIMEOUT, detail=detail))
+                self._finish(job, Response(0, failure=Failure.NOT_SENT, detail=detail))
                 continue
             self._start(job, remaining_ms)
 
@@ -345,7 +346,10 @@ class CurlTransport:
 
     def _expire(self, batch: _Batch) -> None:
         # Normally libcurl's TIMEOUT_MS has ended every transfer by now; this guard covers
-        # requests still queued and any transfer libcurl did not time out.
+        # requests still queued (never handed to libcurl: certainly not sent) and any
+        # transfer libcurl did not time out.
+        queued = [job for job in batch.jobs if job.curl is None]
+        self._fail_all(queued, Failure.NOT_SENT, "deadline passed while queued; never sent")
         self._fail_all(batch.jobs, Failure.TIMEOUT, "deadline passed")
         self._pump()
 

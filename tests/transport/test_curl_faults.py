@@ -42,8 +42,11 @@ async def test_queue_wait_counts_against_the_deadline(
     responses = await transport.send(requests_for(server.origin, 4), timeout=0.5)
     assert time.monotonic() - started < 0.8
     assert responses[0].status == 200
-    assert [r.failure for r in responses[1:]] == [Failure.TIMEOUT] * 3
-    # The last two never left the queue: the server saw only two requests.
+    # The second was sent and timed out (the server may have processed it); the last two
+    # never left the queue: NOT_SENT, safe to send again.  The server saw only two.
+    assert [r.failure for r in responses[1:]] == [Failure.TIMEOUT] + [Failure.NOT_SENT] * 2
+    assert not Failure.TIMEOUT.unprocessed
+    assert Failure.NOT_SENT.unprocessed
     assert "never sent" in responses[3].detail
     assert server.stats.received.total() == 2
 
