@@ -94,8 +94,8 @@ async def test_retries_end_at_the_window_or_the_ttl_not_at_a_count(
                 PUSHCORE_STORM_BATCHES="0",
             )
             worker = Worker(env, tmp_path / f"worker-{window}.log")  # ready before the send
+            worker_factory.append(worker)  # stopped at the end even if it fails to start
             worker.start()
-            worker_factory.append(worker)
             before = sims.apns.counters.requests
             started = time.monotonic()
             sent = await c.send(target={"all": True}, ttl_seconds=ttl)
@@ -235,8 +235,8 @@ async def test_a_killed_worker_child_stops_the_worker_after_its_siblings_finish(
         env = worker_env(database_url, sims, PUSHCORE_BATCH_SIZE=str(batch))
         command = ["-m", "dramatiq", "workers.boot:setup", "--processes", "2"]
         first = Worker(env, tmp_path / "first.log", [*command, "--threads", str(threads)])
+        worker_factory.append(first)  # stopped at the end even if it fails to start
         first.start()
-        worker_factory.append(first)
         deadline = time.monotonic() + 30
         while len(_children(first.log_path.read_text())) < 2:
             assert time.monotonic() < deadline, first.log_path.read_text()[-2000:]
@@ -254,8 +254,8 @@ async def test_a_killed_worker_child_stops_the_worker_after_its_siblings_finish(
         # the sibling finished and wrote back what it held; only the victim's are left
         assert (await _batch_states(database_url)).get("sending", 0) <= threads
         second = Worker(env, tmp_path / "second.log", [*command, "--threads", str(threads)])
-        second.start()
         worker_factory.append(second)
+        second.start()
         msg = await c.wait(sent["message_id"], timeout=90)
         assert msg["status"] == "done", msg
         assert msg["counts"]["delivered"] == 60, msg
