@@ -9,7 +9,9 @@
 - ``benchmarks.transport``: the delivery layer per provider and engine, side by side;
 - ``benchmarks.transactional``: 2,000 single-user sends from 32 clients on a registry of
   20,000 devices (``transactional``), and again while a broadcast to 200,000 devices of
-  another app is going out (``transactional-during-broadcast``); ~40 s and ~90 s.
+  another app is going out (``transactional-during-broadcast``); ~40 s and ~90 s;
+- ``benchmarks.goaway``: answered requests reported lost under GOAWAY + RST_STREAM, with
+  the fault server closing at once and with its lingering close, 5 runs each; ~1 minute.
 
 Each writes its JSON (and PNG) under ``benchmarks/results/``; this prints the paths.
 
@@ -27,7 +29,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from benchmarks import registration, transport
+from benchmarks import goaway, registration, transport
 from benchmarks.fanout.cli import main as fanout_main
 from benchmarks.transactional.cli import main as transactional_main
 
@@ -64,12 +66,18 @@ def _transactional_during_broadcast() -> list[str]:
     return [result["written"]["json"], result["written"]["png"]]
 
 
+def _goaway() -> list[str]:
+    result = goaway.main([])
+    return [result["written"]["json"], result["written"]["png"]]
+
+
 STEPS: dict[str, Callable[[], list[str]]] = {
     "fanout": _fanout,
     "registration": _registration,
     "transport": _transport,
     "transactional": _transactional,
     "transactional-during-broadcast": _transactional_during_broadcast,
+    "goaway": _goaway,
 }
 
 

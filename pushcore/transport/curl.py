@@ -28,8 +28,9 @@ libcurl behaviours the caller must know (measured with libcurl 8.23 / nghttp2 1.
   Measured against the fault server when it closed at once (GOAWAY every 60 streams, 3%
   RST_STREAM, server in its own process): 0-142 of 6,000 answered requests per run
   reported lost; with its 2 s lingering close (``goaway_grace``; nghttp2 and nginx linger
-  too) none in any run (``tests/transport/test_curl_faults.py``).  The transport cannot
-  tell those apart from requests the server never saw, so they stay "possibly processed".
+  too) none in any run (``tests/transport/test_curl_faults.py``, ``benchmarks.goaway``).
+  The transport cannot tell those apart from requests the server never saw, so they stay
+  "possibly processed".
 * RST_STREAM(REFUSED_STREAM) is retried the same way, but libcurl then closes the whole
   connection.  libcurl puts streams on a new connection before it has seen the server's
   SETTINGS (measured: 50 at once against a server allowing 10, capped only by
