@@ -18,6 +18,8 @@
   against the same with fixed content, alternated twice, and a ``recipients`` send to
   100,000 users beside a plain one (``templates``); ~6 minutes.
 - ``benchmarks.console``: every web console page on a 100,000-installation app; ~60 s.
+- ``benchmarks.goaway``: answered requests reported lost under GOAWAY + RST_STREAM, with
+  the fault server closing at once and with its lingering close, 5 runs each; ~1 minute.
 
 Each writes its JSON (and PNG) under ``benchmarks/results/``; this prints the paths.
 
@@ -35,7 +37,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from benchmarks import console, registration, transport
+from benchmarks import console, goaway, registration, transport
 from benchmarks.fanout.cli import main as fanout_main
 from benchmarks.inbox.cli import main as inbox_main
 from benchmarks.templates.run import main as templates_main
@@ -89,6 +91,11 @@ def _templates() -> list[str]:
     return [result["written"]["json"], result["written"]["png"]]
 
 
+def _goaway() -> list[str]:
+    result = goaway.main([])
+    return [result["written"]["json"], result["written"]["png"]]
+
+
 STEPS: dict[str, Callable[[], list[str]]] = {
     "fanout": _fanout,
     "registration": _registration,
@@ -98,6 +105,7 @@ STEPS: dict[str, Callable[[], list[str]]] = {
     "inbox": _inbox,
     "templates": _templates,
     "console": _console,
+    "goaway": _goaway,
 }
 
 

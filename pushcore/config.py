@@ -207,17 +207,50 @@ class Settings:
         _int(1, 1000),
         "Batches the planner writes per SQL statement (bounds its memory).",
     )
+    retry_window_seconds: float = setting(
+        "RETRY_WINDOW_SECONDS",
+        3600.0,
+        _float(0, 604_800),
+        "How long after a message starts its registrations are retried: a retry that would "
+        "come due later (or after the message's TTL) counts as failed instead.",
+    )
     max_attempts: int = setting(
         "MAX_ATTEMPTS",
-        5,
-        _int(1, 50),
-        "Sends per registration and message before a retryable failure counts as failed.",
+        30,
+        _int(1, 100),
+        "Sends per registration and message at most: a cap under the retry window (with "
+        "the default back-off 30 attempts take 54 minutes or more, so the hour ends first).",
     )
     retry_base_seconds: float = setting(
         "RETRY_BASE_SECONDS", 1.0, _float(0, 3600), "First retry back-off (doubles per attempt)."
     )
     retry_max_seconds: float = setting(
         "RETRY_MAX_SECONDS", 300.0, _float(0, 86_400), "Longest back-off between attempts."
+    )
+    delivery_guarantee: str = setting(
+        "DELIVERY_GUARANTEE",
+        "at-least-once",
+        _choice("at-least-once", "at-most-once"),
+        "A request that may have reached the provider but got no answer (connection lost, "
+        "stream reset, timeout) is sent again (at-least-once) or counted as failed "
+        "(at-most-once).",
+    )
+    storm_batches: int = setting(
+        "STORM_BATCHES",
+        5,
+        _int(0, 10_000),
+        "This many batches of one app and provider failing mostly with retryable errors "
+        "within PUSHCORE_STORM_WINDOW_SECONDS pause that provider's sends for the app in "
+        "every worker (0: never pause).",
+    )
+    storm_window_seconds: float = setting(
+        "STORM_WINDOW_SECONDS", 10.0, _float(0.1, 3600), "The window those batches fail in."
+    )
+    storm_pause_seconds: float = setting(
+        "STORM_PAUSE_SECONDS",
+        30.0,
+        _float(0.1, 3600),
+        "How long such a pause lasts; a batch failing the same way right after it pauses again.",
     )
     lease_seconds: float = setting(
         "LEASE_SECONDS",

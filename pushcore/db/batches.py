@@ -30,6 +30,8 @@ _LOADED = (
 SELECT b.id, b.claims, b.message_id, b.app_id, b.platform, b.attempt,
        cardinality(b.installation_ids) AS size,
        m.status, m.notification, m.expires_at < now() AS expired,
+       extract(epoch FROM now() - coalesce(m.send_at, m.created_at))::float8 AS age,
+       extract(epoch FROM m.expires_at - now())::float8 AS ttl_left,
        c.updated_at AS credentials_version, c.credentials,
        r.ids, r.tokens, r.p256dh, r.auth, t.recipients
 FROM b
@@ -58,7 +60,9 @@ LEFT JOIN LATERAL (
 )
 _CLAIMED = """b.id, b.claims, b.message_id, b.app_id, b.platform, b.attempt, b.installation_ids"""
 _CLAIMABLE = """(b.state = 'queued' OR (b.state = 'sending' AND b.lease_until < now()))
-  AND (b.not_before IS NULL OR b.not_before <= now() + interval '1 second')"""
+  AND (b.not_before IS NULL OR b.not_before <= now() + interval '1 second')
+  AND NOT EXISTS (SELECT 1 FROM provider_pauses p WHERE p.app_id = b.app_id
+                  AND p.platform = b.platform AND p.paused_until > now())"""
 
 
 async def claim(pool: Pool, batch_id: int, lease_seconds: float) -> Record | None:
@@ -77,6 +81,27 @@ async def claim(pool: Pool, batch_id: int, lease_seconds: float) -> Record | Non
         lease_seconds,
     )
     return row
+
+
+async def extend_leases(
+    pool: Pool, batch_ids: list[int], claims: list[int], lease_seconds: float
+) -> int:
+    """Extend the leases this worker still holds (same claim number, still sending);
+    return how many it still holds."""
+    held: int = await pool.fetchval(
+        """
+        WITH x AS (
+            UPDATE batches b SET lease_until = now() + make_interval(secs => $3)
+            FROM unnest($1::bigint[], $2::int[]) AS t(id, claim)
+            WHERE b.id = t.id AND b.claims = t.claim AND b.state = 'sending'
+            RETURNING 1
+        ) SELECT count(*) FROM x
+        """,
+        batch_ids,
+        claims,
+        lease_seconds,
+    )
+    return held
 
 
 async def claim_lane(pool: Pool, limit: int, lease_seconds: float) -> list[Record]:

@@ -10,6 +10,18 @@ from pushcore.errors import PushcoreError
 # What a worker's background loop (the reaper, the lane) survives and retries later: the
 # database or the broker gone for a while, a timeout.  Anything else is a bug and ends it.
 TRANSIENT = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError, RedisError)
+# What makes a write to PostgreSQL worth trying again unchanged: the server unreachable,
+# restarting or shutting down, a lost connection, a timeout, a deadlock or serialization
+# failure.  Other errors would fail the same way again.
+DB_UNREACHABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.TransactionRollbackError,
+    asyncpg.exceptions.QueryCanceledError,
+)
 
 
 class FanoutError(PushcoreError):

@@ -35,6 +35,22 @@ SENDER_ERRORS = Counter(
     "Batches stopped by a sender error (credentials, topic).",
     ["platform"],
 )
+UNCERTAIN_RESENDS = Counter(
+    "pushcore_uncertain_resends_total",
+    "Registrations sent again although the provider may have processed the first copy "
+    "(connection lost, stream reset or timeout without an answer): possible duplicates.",
+    ["platform"],
+)
+PAUSES = Counter(
+    "pushcore_provider_pauses_total",
+    "Provider-wide pauses started because many batches of an app failed at once.",
+    ["platform"],
+)
+WRITE_BACKS = Counter(
+    "pushcore_write_back_failures_total",
+    "Batch results that could not be written at once: retried, or dropped after the lease.",
+    ["result"],
+)
 BATCH_SECONDS = Histogram(
     "pushcore_batch_seconds",
     "Time to process one batch: claim, deliver, write back.",
@@ -56,7 +72,11 @@ def declare_platforms() -> None:
             NOTIFICATIONS.labels(label, outcome)
         DELETED.labels(label)
         SENDER_ERRORS.labels(label)
+        UNCERTAIN_RESENDS.labels(label)
+        PAUSES.labels(label)
         BATCH_SECONDS.labels(label)
+    for result in ("retried", "dropped"):
+        WRITE_BACKS.labels(result)
 
 
 def record(platform: str, delivered: int, deleted: int, failed: Mapping[str, int]) -> None:

@@ -2,9 +2,27 @@
 
 Outcomes map to the ledger as follows: delivered → ``delivered``; invalid → the
 registration is deleted (``invalid_removed``); retry → a smaller retry batch after back-off
-(``retrying``), or ``failed`` once PUSHCORE_MAX_ATTEMPTS is reached; permanent → ``failed``;
-sender error → the message stops as ``failed`` with the error, and nothing is deleted.
-Registrations deleted or disabled since planning count as ``failed`` (reason ``gone``).
+(``retrying``), or ``failed`` (``retries_exhausted:<reason>``) when the retry would come
+due after PUSHCORE_RETRY_WINDOW_SECONDS from the message's start or after its TTL, or
+PUSHCORE_MAX_ATTEMPTS is reached; permanent → ``failed``; sender error → the message stops
+as ``failed`` with the error, and nothing is deleted.  Registrations deleted or disabled
+since planning count as ``failed`` (reason ``gone``).
+
+A request that may have been processed without an answer (lost connection, reset stream,
+timeout: :attr:`~pushcore.transport.base.Failure.unprocessed` is false) is retried only
+with PUSHCORE_DELIVERY_GUARANTEE=at-least-once, and counted in
+``pushcore_uncertain_resends_total``: each is a possible duplicate.  With at-most-once it
+counts as failed (``uncertain:<reason>``).
+
+Storms: a batch whose answers were mostly retryable counts towards a provider-wide pause
+(:mod:`pushcore.db.pauses`); while it lasts no worker claims that app's batches for that
+platform, and a batch message that finds its batch paused puts it off past the pause.
+
+Write-back: when the results cannot be written (PostgreSQL unreachable, a timeout), the
+worker keeps them and tries again with back-off while it can still hold the lease,
+extending the lease whenever PostgreSQL answers, instead of dropping them (which would send
+the whole batch again after the lease).
+
 A message with per-recipient content is rendered per recipient (``render.py``); a
 recipient whose render fails or whose payload is too large counts ``failed``
 (``template_error``, ``payload_too_large``).
@@ -24,11 +42,13 @@ import msgspec
 
 from pushcore.config import Settings
 from pushcore.db import batches as queries
+from pushcore.db import pauses
 from pushcore.db.lane import Waker
 from pushcore.db.pool import Pool, Record
 from pushcore.fanout import metrics
 from pushcore.fanout.backoff import retry_delay
 from pushcore.fanout.delivery import PerRecipient, deliver
+from pushcore.fanout.errors import DB_UNREACHABLE
 from pushcore.fanout.priority import LanePriority
 from pushcore.fanout.providers import ProviderCache
 from pushcore.fanout.queue import BatchJob, Enqueuer
@@ -38,7 +58,7 @@ from pushcore.providers.base import Outcome, Provider, Registration, Result
 from pushcore.providers.errors import AuthError, ProviderError
 from pushcore.providers.registry import Notification
 from pushcore.templates.errors import InvalidTemplate
-from pushcore.transport.base import Transport
+from pushcore.transport.base import Failure, Transport
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +66,11 @@ RENDER_CACHE = 64  # messages whose rendered payloads a process keeps
 # Recipients of a templated batch rendered between two yields to the event loop: ~40-65 µs
 # each, so a batch of 1,000 would otherwise hold the loop (and the lane) for ~50 ms.
 RENDER_SLICE = 100
+# Results of transport failures after which the provider may have processed the request.
+UNCERTAIN = frozenset(f"transport-{f.value}" for f in Failure if not f.unprocessed)
+STORM_SHARE = 0.5  # a batch counts towards a storm when this share of it was retryable
+WRITE_BACK_FIRST_DELAY = 0.2  # seconds; doubles per failed write-back, up to the cap
+WRITE_BACK_MAX_DELAY = 5.0
 
 
 class Transports(Protocol):
@@ -79,8 +104,12 @@ class Tally:
     invalid_ids: list[int] = field(default_factory=list)
     invalid_tokens: list[str] = field(default_factory=list)
     retry_ids: list[int] = field(default_factory=list)
+    retry_reasons: list[str] = field(default_factory=list)  # parallel to retry_ids
     retry_after: float | None = None
     sender_error: str | None = None
+    sent: int = 0  # registrations sent to the provider
+    retryable: int = 0  # of them, answered with a retryable outcome
+    uncertain: int = 0  # retried although the provider may have processed them
 
     def fail(self, reason: str, n: int = 1) -> None:
         if n:
@@ -96,6 +125,13 @@ async def send_batch(ctx: SendContext, batch_id: int) -> str | None:
         await ctx.priority.yield_to_lane()  # before the claim: the lease starts after it
     row = await queries.claim(ctx.pool, batch_id, ctx.settings.lease_seconds)
     if row is None:
+        if ctx.settings.storm_batches:
+            # only on a miss (duplicate message, not due, paused): no statement otherwise
+            spread = ctx.settings.storm_pause_seconds  # the next pause's length
+            postponed = await pauses.postpone_if_paused(ctx.pool, batch_id, spread=spread)
+            if postponed is not None:
+                platform, delay = postponed
+                await ctx.enqueuer.batches([BatchJob(batch_id, platform, delay)])
         return None
     result, tally = await _process(ctx, row)
     done = await _finish(ctx, [row], [(result, tally)], started)
@@ -135,6 +171,11 @@ async def _process(ctx: SendContext, row: Record) -> tuple[queries.BatchResult, 
             retry_after=tally.retry_after,
             rng=ctx.rng,
         )
+        if not _may_retry(ctx.settings, row, delay):
+            for reason in tally.retry_reasons:
+                tally.fail(f"retries_exhausted:{reason}")
+            tally.retry_ids.clear()
+            tally.retry_reasons.clear()
     result = queries.BatchResult(
         batch_id=row["id"],
         claim=row["claims"],
@@ -150,6 +191,17 @@ async def _process(ctx: SendContext, row: Record) -> tuple[queries.BatchResult, 
     return result, tally
 
 
+def _may_retry(settings: Settings, row: Record, delay: float) -> bool:
+    """Whether a retry due in ``delay`` seconds is still within the budget: the retry window
+    (from the message's start), the message's TTL, and the attempt cap."""
+    if row["attempt"] + 1 >= settings.max_attempts:
+        return False
+    if row["age"] + delay > settings.retry_window_seconds:
+        return False
+    ttl_left = row["ttl_left"]
+    return ttl_left is None or delay < ttl_left
+
+
 async def _finish(
     ctx: SendContext,
     rows: list[Record],
@@ -157,7 +209,7 @@ async def _finish(
     started: float,
 ) -> queries.Finished:
     """Write the results, count them, and enqueue the broadcast retry batches."""
-    done = await queries.finish(ctx.pool, [result for result, _ in outcomes])
+    done = await _write_back(ctx, rows, [result for result, _ in outcomes])
     owned = set(done.owned)
     elapsed = time.monotonic() - started
     for row, (result, tally) in zip(rows, outcomes, strict=True):
@@ -167,11 +219,101 @@ async def _finish(
             log.warning("batch %d: lease lost before the results were written", row["id"])
             continue
         metrics.record(label, tally.delivered, done.deleted.get(result.batch_id, 0), tally.reasons)
+        if tally.uncertain and result.retry_ids:
+            metrics.UNCERTAIN_RESENDS.labels(label).inc(tally.uncertain)
     if done.retries:
         await ctx.enqueuer.batches(
             [BatchJob(batch_id, platform, delay) for batch_id, platform, delay in done.retries]
         )
+    try:
+        await _count_storms(ctx, rows, outcomes, owned)
+    except DB_UNREACHABLE as exc:  # the results are written: a missed count is harmless
+        log.warning("storm count not recorded: %s", exc)
     return done
+
+
+async def _write_back(
+    ctx: SendContext, rows: list[Record], results: list[queries.BatchResult]
+) -> queries.Finished:
+    """:func:`~pushcore.db.batches.finish`, tried again while PostgreSQL is unreachable.
+
+    The lease bounds it: a worker holding results it cannot write keeps trying until its
+    lease would have run out (with the pool's own connect and command timeouts per try),
+    extending the lease each time PostgreSQL answers, then gives up (the batches are handed
+    out again after the lease: sent twice, at least once).  Past the lease another worker
+    may have claimed the batch, and the claim number would drop this write anyway.
+
+    A try whose commit went through but whose answer was lost is harmless to repeat: the
+    batches are ``done`` by then, so the repeat writes nothing and reports them not owned
+    (a warning); the retry batches it wrote are enqueued by the reaper's scan for batches
+    without a broker message (``PUSHCORE_REQUEUE_AFTER_SECONDS``)."""
+    settings = ctx.settings
+    deadline = time.monotonic() + settings.lease_seconds
+    pause = WRITE_BACK_FIRST_DELAY
+    while True:
+        try:
+            return await queries.finish(ctx.pool, results)
+        except DB_UNREACHABLE as exc:
+            left = deadline - time.monotonic()
+            if left <= pause:
+                metrics.WRITE_BACKS.labels("dropped").inc()
+                log.exception("batches %s: results not written, giving up", _ids(rows))
+                raise
+            metrics.WRITE_BACKS.labels("retried").inc()
+            log.warning("batches %s: cannot write results (%s); retrying", _ids(rows), exc)
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, WRITE_BACK_MAX_DELAY)
+        try:
+            held = await queries.extend_leases(
+                ctx.pool,
+                [r.batch_id for r in results],
+                [r.claim for r in results],
+                settings.lease_seconds,
+            )
+        except DB_UNREACHABLE:
+            continue  # still unreachable: the deadline stands
+        if held:
+            deadline = time.monotonic() + settings.lease_seconds
+
+
+def _ids(rows: list[Record]) -> str:
+    ids = [str(row["id"]) for row in rows[:5]]
+    return ",".join(ids) + (",..." if len(rows) > 5 else "")
+
+
+async def _count_storms(
+    ctx: SendContext,
+    rows: list[Record],
+    outcomes: list[tuple[queries.BatchResult, Tally]],
+    owned: set[int],
+) -> None:
+    settings = ctx.settings
+    if not settings.storm_batches:
+        return
+    for row, (result, tally) in zip(rows, outcomes, strict=True):
+        if result.batch_id not in owned or not tally.sent:
+            continue
+        if tally.retryable < STORM_SHARE * tally.sent:
+            continue
+        started = await pauses.record_storm(
+            ctx.pool,
+            row["app_id"],
+            row["platform"],
+            window=settings.storm_window_seconds,
+            batches=settings.storm_batches,
+            pause=settings.storm_pause_seconds,
+        )
+        if started:
+            label = registry.spec(row["platform"]).metrics_label
+            metrics.PAUSES.labels(label).inc()
+            log.warning(
+                "app %d: %s sends paused for %.0f s (%d batches failing within %.0f s)",
+                row["app_id"],
+                label,
+                settings.storm_pause_seconds,
+                settings.storm_batches,
+                settings.storm_window_seconds,
+            )
 
 
 def _rendered(ctx: SendContext, row: Record, provider: Provider[Any]) -> Any:
@@ -225,15 +367,17 @@ async def _deliver(ctx: SendContext, row: Record, tally: Tally) -> None:
             tally.sender_error = f"{provider.name}: {exc}"
             tally.fail("sender_error", len(ids))
             return
-    last_attempt = row["attempt"] + 1 >= ctx.settings.max_attempts
+    at_most_once = ctx.settings.delivery_guarantee == "at-most-once"
+    tally.sent = len(registrations)
     for reg, result in zip(registrations, results, strict=True):
-        _count(tally, reg, result, last_attempt, provider.name)
+        _count(tally, reg, result, at_most_once, provider.name)
     if tally.sender_error is not None:
         # a sender error deletes nothing and retries nothing: the message stops
         tally.fail("sender_error", len(tally.invalid_ids) + len(tally.retry_ids))
         tally.invalid_ids.clear()
         tally.invalid_tokens.clear()
         tally.retry_ids.clear()
+        tally.retry_reasons.clear()
 
 
 async def _per_recipient(
@@ -284,7 +428,7 @@ async def _per_recipient(
     return kept, PerRecipient(payloads)
 
 
-def _count(tally: Tally, reg: Registration, result: Result, last: bool, name: str) -> None:
+def _count(tally: Tally, reg: Registration, result: Result, at_most_once: bool, name: str) -> None:
     outcome = result.outcome
     if outcome is Outcome.DELIVERED:
         tally.delivered += 1
@@ -292,12 +436,16 @@ def _count(tally: Tally, reg: Registration, result: Result, last: bool, name: st
         tally.invalid_ids.append(reg.installation_id)
         tally.invalid_tokens.append(reg.token)
     elif outcome is Outcome.RETRY:
-        if last:
-            tally.fail(f"retries_exhausted:{result.reason}")
-        else:
-            tally.retry_ids.append(reg.installation_id)
-            if result.retry_after is not None:
-                tally.retry_after = max(tally.retry_after or 0.0, result.retry_after)
+        tally.retryable += 1
+        if result.reason in UNCERTAIN:
+            if at_most_once:
+                tally.fail(f"uncertain:{result.reason}")
+                return
+            tally.uncertain += 1
+        tally.retry_ids.append(reg.installation_id)
+        tally.retry_reasons.append(result.reason)
+        if result.retry_after is not None:
+            tally.retry_after = max(tally.retry_after or 0.0, result.retry_after)
     elif outcome is Outcome.SENDER_ERROR:
         tally.sender_error = f"{name}: {result.reason} (HTTP {result.status})"
         tally.fail(f"sender_error:{result.reason}")

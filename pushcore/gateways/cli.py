@@ -101,6 +101,12 @@ def _add_connection_fault_arguments(parser: argparse.ArgumentParser) -> None:
         "unanswered, as nghttp2 and APNs do (h2-based clients such as httpx fail on it)",
     )  # fmt: skip
     h2_only.add_argument(
+        "--goaway-grace", type=cliargs.nonnegative(float), default=2.0, metavar="SECONDS",
+        help="after a GOAWAY's last answer, keep the connection open this long (reading and "
+        "dropping) unless the client closes it first, as real servers do (default 2; 0 "
+        "closes at once: the client may lose answers it has not read yet)",
+    )  # fmt: skip
+    h2_only.add_argument(
         "--rst-every", type=cliargs.nonnegative(int), default=0, metavar="N",
         help="reset every N-th request with RST_STREAM instead of answering it",
     )  # fmt: skip
@@ -205,6 +211,7 @@ def _faults(args: argparse.Namespace) -> tuple[Faults, TransportFaults]:
         max_concurrent_streams=args.max_concurrent_streams,
         goaway_after=args.goaway_after,
         goaway_first=args.goaway_first,
+        goaway_grace=args.goaway_grace,
         rst_every=args.rst_every,
         rst_fraction=args.rst_fraction,
         rst_code=args.rst_code,

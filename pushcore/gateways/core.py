@@ -124,11 +124,16 @@ class TransportFaults:
 
     ``goaway_after``: the N-th request of a connection becomes its last: it and earlier
     streams are answered, later ones are reset with REFUSED_STREAM, then GOAWAY naming it
-    as the last stream is sent and the connection closes.  With ``goaway_first`` the GOAWAY
-    goes out at once, before those answers, and later streams get no answer at all (what
-    nghttp2 and APNs do; clients built on ``h2``, such as httpx, fail on any frame after a
-    GOAWAY, hence not the default).  ``drop_after``: process the N-th request, then abort
-    the connection without answering it (the client cannot know whether it was delivered).
+    as the last stream is sent and the connection closes (after ``goaway_grace``).  With
+    ``goaway_first`` the GOAWAY goes out at once, before those answers, and later streams
+    get no answer at all (what nghttp2 and APNs do; clients built on ``h2``, such as httpx,
+    fail on any frame after a GOAWAY, hence not the default).  ``drop_after``: process the
+    N-th request, then abort the connection without answering it (the client cannot know
+    whether it was delivered).
+    ``goaway_grace``: after a GOAWAY and the last answer it promised, seconds the connection
+    stays open (reading and dropping what the client still sends) unless the client closes
+    it first, as real HTTP/2 servers linger; 0 closes at once, which makes the client's
+    kernel discard unread answers (a reset connection) -- a fault of its own.
     ``rst_every``: reset every N-th request with ``rst_code`` instead of processing it;
     ``rst_fraction``: reset that share of requests at random (seeded by ``seed``);
     ``rst_limit``: at most that many resets in all (0: no limit), so ``rst_every=N,
@@ -141,6 +146,7 @@ class TransportFaults:
     max_concurrent_streams: int = 1000
     goaway_after: int = 0
     goaway_first: bool = False
+    goaway_grace: float = 2.0
     rst_every: int = 0
     rst_fraction: float = 0.0
     rst_code: int = 2  # INTERNAL_ERROR; 7 = REFUSED_STREAM ("not processed")
@@ -153,6 +159,8 @@ class TransportFaults:
             raise ValueError("max_concurrent_streams must be between 1 and 10000")
         if min(self.goaway_after, self.rst_every, self.rst_limit, self.drop_after) < 0:
             raise ValueError("fault counts must be >= 0")
+        if not 0 <= self.goaway_grace <= 60:
+            raise ValueError("goaway_grace must be within [0, 60] seconds")
         if not 0 <= self.rst_fraction <= 1:
             raise ValueError("rst_fraction must be within [0, 1]")
         if not 0 <= self.rst_code <= 0xD:

@@ -302,6 +302,7 @@ class _Connection(asyncio.Protocol):
         self.requests = 0
         self.goaway_last = 0  # last stream id we promised to answer after GOAWAY; 0 = none
         self.goaway_first = False  # that GOAWAY is already sent
+        self.lingering: asyncio.TimerHandle | None = None  # closing once the grace is over
         self.client_cn = ""
 
     # --- asyncio.Protocol ----------------------------------------------------------------
@@ -337,12 +338,20 @@ class _Connection(asyncio.Protocol):
         )
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.lingering is not None:
+            self.lingering.cancel()
+            self.lingering = None
         self.server.connections.discard(self)
         for sid in list(self.streams):
             self._discard(sid)
         self.transport = None
 
     def data_received(self, data: bytes) -> None:
+        if self.lingering is not None:
+            # After our GOAWAY and its last answer: whatever the client still sends is for
+            # streams we said we would not process (and h2 refuses frames after its own
+            # GOAWAY), so it is read and dropped, never answered with a TCP reset.
+            return
         try:
             events = self.h2.receive_data(data)
         except h2.exceptions.ProtocolError as exc:
@@ -355,6 +364,8 @@ class _Connection(asyncio.Protocol):
         for event in events:
             if self.transport is None:
                 return
+            if self._closing():
+                break  # the rest of this read came after our GOAWAY's last answer: dropped
             self._on_event(event)
         self._flush()
 
@@ -508,7 +519,9 @@ class _Connection(asyncio.Protocol):
     def _ignore(self, sid: int, path: str) -> None:
         self.server.stats.ignored[path] += 1
         if not self.goaway_first:
-            self.h2.reset_stream(sid, h2.errors.ErrorCodes.REFUSED_STREAM)
+            # (after h2's own GOAWAY it refuses to send anything: then silence says it)
+            with contextlib.suppress(h2.exceptions.ProtocolError):
+                self.h2.reset_stream(sid, h2.errors.ErrorCodes.REFUSED_STREAM)
 
     def _discard(self, sid: int) -> None:
         stream = self.streams.pop(sid, None)
@@ -522,12 +535,33 @@ class _Connection(asyncio.Protocol):
 
     def _forget(self, sid: int) -> None:
         self._discard(sid)
-        if self.goaway_last and not any(s <= self.goaway_last for s in self.streams):
+        if (
+            self.goaway_last
+            and self.lingering is None
+            and not any(s <= self.goaway_last for s in self.streams)
+        ):
             if self.transport is not None:
                 if not self.goaway_first:
                     self.h2.close_connection(last_stream_id=self.goaway_last)
                 self._flush()
+            self._linger()
+
+    def _closing(self) -> bool:
+        return self.lingering is not None
+
+    def _linger(self) -> None:
+        # A graceful close, as nghttp2-based servers and nginx's lingering close do it: the
+        # last answers are written, then the connection stays open (reading and dropping)
+        # for ``goaway_grace`` seconds or until the client closes it.  Closing at once is
+        # what made answered requests look lost: the client, not yet done reading, still
+        # sends frames (new streams, WINDOW_UPDATE); a socket closed with unread input
+        # answers them with a TCP RST, and the RST makes the client's kernel discard the
+        # answers and the GOAWAY it had not read yet ("Send failure: Broken pipe").
+        grace = self.server.transport_faults.goaway_grace
+        if self.transport is None or grace <= 0:
             self._close_transport()
+            return
+        self.lingering = asyncio.get_running_loop().call_later(grace, self._close_transport)
 
     # --- output ---------------------------------------------------------------------------
     def _flush(self) -> None:

@@ -21,6 +21,7 @@ class Failure(enum.Enum):
 
     CONNECT = "connect"  # TCP/TLS connection could not be made: unprocessed
     REFUSED = "refused"  # GOAWAY above last-stream-id / REFUSED_STREAM: unprocessed
+    NOT_SENT = "not_sent"  # still in the client's own queue at the deadline: unprocessed
     RESET = "reset"  # stream reset by the server after the request was sent
     CONNECTION_LOST = "connection_lost"  # connection dropped while waiting for the answer
     TIMEOUT = "timeout"  # no answer within the deadline
@@ -29,7 +30,7 @@ class Failure(enum.Enum):
 
     @property
     def unprocessed(self) -> bool:
-        return self in (Failure.CONNECT, Failure.REFUSED, Failure.BLOCKED)
+        return self in (Failure.CONNECT, Failure.REFUSED, Failure.NOT_SENT, Failure.BLOCKED)
 
 
 @dataclass(frozen=True, slots=True)

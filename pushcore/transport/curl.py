@@ -17,8 +17,20 @@ lower) on each, queueing the rest internally.  Response bodies are capped at ``b
 libcurl behaviours the caller must know (measured with libcurl 8.23 / nghttp2 1.70 by
 ``tests/transport``; libcurl has no switch for any of them):
 
-* GOAWAY: streams above the last-stream-id are re-sent by libcurl on a fresh connection, so
-  they normally just succeed, and the server never saw the first copy (no duplicates).
+* GOAWAY: libcurl marks the connection for closing and opens no more streams on it; the
+  streams at or below the last-stream-id are still answered there, those above it are
+  re-sent by libcurl on a fresh connection (the server promised not to process them), so
+  they normally just succeed.  That holds only if the server closes gracefully: when it
+  closes the socket while our frames are still arriving (new streams sent before its
+  GOAWAY reached us, WINDOW_UPDATEs), its kernel answers with a TCP RST and ours then
+  discards the answers and the GOAWAY we had not read yet; libcurl fails every transfer on
+  the connection ("Send failure: Broken pipe", CONNECTION_LOST), answered ones included.
+  Measured against the fault server when it closed at once (GOAWAY every 60 streams, 3%
+  RST_STREAM, server in its own process): 0-142 of 6,000 answered requests per run
+  reported lost; with its 2 s lingering close (``goaway_grace``; nghttp2 and nginx linger
+  too) none in any run (``tests/transport/test_curl_faults.py``, ``benchmarks.goaway``).
+  The transport cannot tell those apart from requests the server never saw, so they stay
+  "possibly processed".
 * RST_STREAM(REFUSED_STREAM) is retried the same way, but libcurl then closes the whole
   connection.  libcurl puts streams on a new connection before it has seen the server's
   SETTINGS (measured: 50 at once against a server allowing 10, capped only by
@@ -32,6 +44,16 @@ libcurl behaviours the caller must know (measured with libcurl 8.23 / nghttp2 1.
   without telling us, so it may be processed twice (at-least-once, not at-most-once).
 * CURLE_HTTP2_STREAM naming REFUSED_STREAM becomes ``Failure.REFUSED``; any other stream
   error becomes ``Failure.RESET`` (may have been processed: the conservative choice).
+
+So a request may be processed twice exactly when (a) the provider processed it but no
+answer reached us -- CONNECTION_LOST, RESET (other than REFUSED_STREAM) or TIMEOUT, which
+the fan-out sends again only under PUSHCORE_DELIVERY_GUARANTEE=at-least-once and counts in
+``pushcore_uncertain_resends_total`` -- or (b) libcurl silently re-sent a request whose
+connection died after it went out, which nobody is told about (libcurl retries a request
+that got no byte back on a reused connection; no option turns that off).  CONNECT,
+REFUSED and NOT_SENT failures (no connection; REFUSED_STREAM; above a GOAWAY's
+last-stream-id, re-sent by libcurl itself; still in our own queue at the deadline) never
+are: the request never reached the provider, or the provider said it did not process it.
 
 A request with ``peer_allowed`` has its address checked in libcurl's open-socket callback,
 for each address the name resolved to, before connecting: a refused one is never connected
@@ -266,7 +288,7 @@ class CurlTransport:
             remaining_ms = int((job.batch.deadline - self.loop.time()) * 1000)
             if remaining_ms <= 0:
                 detail = "deadline passed while queued; never sent"
-                self._finish(job, Response(0, failure=Failure.TIMEOUT, detail=detail))
+                self._finish(job, Response(0, failure=Failure.NOT_SENT, detail=detail))
                 continue
             self._start(job, remaining_ms)
 
@@ -358,7 +380,10 @@ class CurlTransport:
 
     def _expire(self, batch: _Batch) -> None:
         # Normally libcurl's TIMEOUT_MS has ended every transfer by now; this guard covers
-        # requests still queued and any transfer libcurl did not time out.
+        # requests still queued (never handed to libcurl: certainly not sent) and any
+        # transfer libcurl did not time out.
+        queued = [job for job in batch.jobs if job.curl is None]
+        self._fail_all(queued, Failure.NOT_SENT, "deadline passed while queued; never sent")
         self._fail_all(batch.jobs, Failure.TIMEOUT, "deadline passed")
         self._pump()
 

@@ -329,3 +329,15 @@ def test_templates_benchmark_tiny(bench_database: str, tmp_path: Path) -> None:
     plain, personal = result["user_lists"]["runs"]
     assert plain["counts"]["delivered"] == personal["counts"]["delivered"] > 0
     assert Path(result["written"]["png"]).stat().st_size > 0
+
+
+def test_goaway_benchmark_tiny(tmp_path: Path) -> None:
+    out = tmp_path / "goaway.json"
+    stdout = run("benchmarks.goaway", "--runs", "1", "--requests", "600", "--out", str(out))
+    assert stdout["written"] == {"json": str(out), "png": str(out.with_suffix(".png"))}
+    written = json.loads(out.read_text())
+    assert set(written["summary"]) == {"grace_0s", "grace_2s"}
+    for run_ in written["runs"]:
+        assert run_["goaways"] >= 600 // 120  # the fault really happened in every run
+        assert run_["ok"] + sum(run_["failures"].values()) == 600
+    assert out.with_suffix(".png").stat().st_size > 0

@@ -159,8 +159,8 @@ class Launch:
 
     async def __call__(self, sims: Simulators, **extra: str) -> Worker:
         worker = Worker(worker_env(self.database_url, sims, **extra), self.tmp_path / "worker.log")
+        self.workers.append(worker)  # stopped at the test's end even if it fails to start
         worker.start()
-        self.workers.append(worker)
         return worker
 
     def stop_all(self) -> None:

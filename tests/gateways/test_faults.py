@@ -23,16 +23,20 @@ def _path(i: int) -> str:
 
 
 async def test_goaway_after_n_answers_up_to_last_stream_and_refuses_the_rest(ca_dir: Path) -> None:
-    tf = TransportFaults(goaway_after=2)
+    # a client that never closes: the server does, once its grace after the GOAWAY is over
+    tf = TransportFaults(goaway_after=2, goaway_grace=0.5)
     async with Simulators.start(ca_dir=ca_dir, transport_faults=tf) as sims:
         async with RawH2.connect(sims.apns.origin, sims.ca_file) as c:
             sids = [c.post(_path(i), apns_headers(), PAYLOAD) for i in range(4)]
+            started = time.monotonic()
             await c.pump()
+            lingered = time.monotonic() - started
         goaway = c.goaway()
         assert goaway is not None
         assert goaway.last_stream_id == sids[1]
         assert c.statuses() == {sids[0]: 200, sids[1]: 200}
         assert c.closed
+        assert lingered >= 0.5  # not closed at once: answers and GOAWAY could be read first
         stats = sims.apns.counters
         assert stats.faults == {"goaway": 1}
         assert stats.accepted(fates.apns_token(1)) == 1

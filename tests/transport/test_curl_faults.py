@@ -10,7 +10,13 @@ from collections.abc import AsyncIterator
 import pytest
 
 from pushcore.transport.base import Failure, Request
-from tests.transport.conftest import ServerFactory, TransportFactory
+from tests.transport.conftest import (
+    MAX_CONCURRENT_STREAMS,
+    CertFiles,
+    ServerFactory,
+    TransportFactory,
+)
+from tests.transport.remote import remote_server
 from tests.transport.test_curl_basics import requests_for
 
 
@@ -41,8 +47,11 @@ async def test_queue_wait_counts_against_the_deadline(
     responses = await transport.send(requests_for(server.origin, 4), timeout=0.5)
     assert time.monotonic() - started < 0.8
     assert responses[0].status == 200
-    assert [r.failure for r in responses[1:]] == [Failure.TIMEOUT] * 3
-    # The last two never left the queue: the server saw only two requests.
+    # The second was sent and timed out (the server may have processed it); the last two
+    # never left the queue: NOT_SENT, safe to send again.  The server saw only two.
+    assert [r.failure for r in responses[1:]] == [Failure.TIMEOUT] + [Failure.NOT_SENT] * 2
+    assert not Failure.TIMEOUT.unprocessed
+    assert Failure.NOT_SENT.unprocessed
     assert "never sent" in responses[3].detail
     assert server.stats.received.total() == 2
 
@@ -182,3 +191,37 @@ async def test_invalid_request_fails_alone(
     assert [r.status for r in responses] == [200, 0, 0, 200]
     assert responses[1].failure is Failure.CONNECT
     assert "never sent" in responses[2].detail
+
+
+@pytest.mark.parametrize("goaway_first", [False, True])
+async def test_goaway_and_resets_never_report_an_answered_request_as_lost(
+    cert: CertFiles, transport_factory: TransportFactory, goaway_first: bool
+) -> None:
+    # The server in a process of its own (as a provider is): GOAWAY every 60 streams and
+    # RST_STREAM(INTERNAL_ERROR) on 3%.  A request the server answered must come back as
+    # its answer: reported failed and not "unprocessed", the sender would send it again.
+    n = 6000
+    for seed in range(3):
+        async with remote_server(
+            cert, goaway_after=60, goaway_first=goaway_first, rst_fraction=0.03, seed=seed
+        ) as server:
+            transport = transport_factory(max_in_flight=400, max_connections_per_origin=4)
+            responses = await transport.send(requests_for(server.origin, n), timeout=60)
+            stats = await server.stats()
+        answered = stats["answered"]
+        assert stats["faults"]["goaway"] >= n // 120  # connections really went away
+        lost = [
+            (i, r.detail)
+            for i, r in enumerate(responses)
+            if r.failure is not None and answered.get(f"/r/{i}", 0)
+        ]
+        assert lost == [], f"seed {seed}: {len(lost)} answered requests reported failed"
+        # libcurl opens no stream on a connection once it has read its GOAWAY: only those
+        # already on their way (at most a connection's stream limit) arrive after it
+        ignored = sum(stats["ignored"].values())
+        assert ignored <= stats["faults"]["goaway"] * MAX_CONCURRENT_STREAMS
+        # and nothing answered twice: libcurl re-sent only what the server never processed
+        assert max(stats["received"].values()) == 1
+        for i, response in enumerate(responses):
+            if response.status == 200:
+                assert answered[f"/r/{i}"] == 1
