@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import dataclasses
 import os
 import secrets
@@ -72,8 +73,20 @@ def _env(settings: Settings, sims: Any) -> dict[str, str]:
     return env
 
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_demo() -> None:
+    """Runs in each child before it execs: the kernel sends it SIGTERM when the demo dies,
+    even by SIGKILL (a test's timeout), so no worker outlives the demo to take the work of
+    a later run on the same database.  Linux only; elsewhere a no-op."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 class Processes:
-    """Child processes started by the demo, stopped with SIGTERM (then SIGKILL)."""
+    """Child processes started by the demo, stopped with SIGTERM (then SIGKILL); they die
+    with the demo too (:func:`_die_with_demo`)."""
 
     def __init__(self, log_dir: Path) -> None:
         self.log_dir = log_dir
@@ -88,6 +101,8 @@ class Processes:
                 stdout=log,
                 stderr=log,
                 start_new_session=True,
+                # the child is a fresh interpreter that execs at once: no lock to inherit
+                preexec_fn=_die_with_demo,  # noqa: PLW1509
             )
         )
         log.close()

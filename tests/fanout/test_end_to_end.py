@@ -242,6 +242,7 @@ async def test_killed_worker_and_flushed_redis_still_answer_everyone(
         launch.stop_all()
 
 
+@pytest.mark.timeout(300)  # the demo's own processes, seeding and campaign on 2 cores
 @pytest.mark.parametrize("broker", ["redis", "rabbitmq"])
 def test_demo_campaign_runs_green(database_url: str, broker: str) -> None:
     """``make demo``'s main job at a small size, on either broker: processes, campaign and
