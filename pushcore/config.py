@@ -195,6 +195,21 @@ class Settings:
     retry_max_seconds: float = setting(
         "RETRY_MAX_SECONDS", 300.0, _float(0, 86_400), "Longest back-off between attempts."
     )
+    deletion_valve_share: float = setting(
+        "DELETION_VALVE_SHARE",
+        0.5,
+        _float(0.0, 1.0),
+        "Deletion safety valve: when more than this share of a batch's registrations are "
+        "answered dead for a reason a misconfiguration also gives (FCM SENDER_ID_MISMATCH, "
+        "APNs DeviceTokenNotForTopic or BadDeviceToken), the message stops as failed and "
+        "that batch deletes nothing (1 turns the valve off).",
+    )
+    deletion_valve_min_registrations: int = setting(
+        "DELETION_VALVE_MIN_REGISTRATIONS",
+        100,
+        _int(1, 1_000_000),
+        "The deletion safety valve judges only batches of at least this many registrations.",
+    )
     lease_seconds: float = setting(
         "LEASE_SECONDS",
         120.0,

@@ -23,7 +23,7 @@ from pushcore.config import Settings
 from pushcore.db import batches as queries
 from pushcore.db.lane import Waker
 from pushcore.db.pool import Pool, Record
-from pushcore.fanout import metrics
+from pushcore.fanout import metrics, valve
 from pushcore.fanout.backoff import retry_delay
 from pushcore.fanout.delivery import deliver
 from pushcore.fanout.priority import LanePriority
@@ -211,6 +211,8 @@ async def _deliver(ctx: SendContext, row: Record, tally: Tally) -> None:
             tally.sender_error = f"{provider.name}: {exc}"
             tally.fail("sender_error", len(ids))
             return
+    if _valve_tripped(ctx, tally, results, provider.name):
+        return
     last_attempt = row["attempt"] + 1 >= ctx.settings.max_attempts
     for reg, result in zip(registrations, results, strict=True):
         _count(tally, reg, result, last_attempt, provider.name)
@@ -220,6 +222,33 @@ async def _deliver(ctx: SendContext, row: Record, tally: Tally) -> None:
         tally.invalid_ids.clear()
         tally.invalid_tokens.clear()
         tally.retry_ids.clear()
+
+
+def _valve_tripped(ctx: SendContext, tally: Tally, results: list[Result], name: str) -> bool:
+    """The deletion safety valve (:mod:`pushcore.fanout.valve`): when the batch's answers
+    look like our misconfiguration, count the batch as failed by a sender error, deleting
+    and retrying nothing, and say so."""
+    suspect = valve.suspect_reasons(results)
+    total = sum(suspect.values())
+    if not valve.tripped(
+        total,
+        len(results),
+        share=ctx.settings.deletion_valve_share,
+        minimum=ctx.settings.deletion_valve_min_registrations,
+    ):
+        return False
+    delivered = sum(r.outcome is Outcome.DELIVERED for r in results)
+    tally.delivered += delivered
+    named = ", ".join(f"{n} {reason}" for reason, n in suspect.most_common())
+    tally.sender_error = (
+        f"{name}: deletion safety valve: {total} of {len(results)} registrations answered "
+        f"dead ({named}); a wrong project, topic or environment? nothing deleted"
+    )
+    for reason, n in suspect.items():
+        tally.fail(f"deletion_valve:{reason}", n)
+    tally.fail("sender_error", len(results) - delivered - total)
+    log.warning("%s", tally.sender_error)
+    return True
 
 
 def _count(tally: Tally, reg: Registration, result: Result, last: bool, name: str) -> None:
