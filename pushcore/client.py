@@ -1,8 +1,10 @@
-"""A small async client for upstream systems: send, follow and cancel messages; link users.
+"""A small async client for upstream systems: send (also to raw tokens), follow and cancel
+messages, read per-recipient results; link users.
 
     async with PushcoreClient("https://push.internal", app_code, server_key) as push:
         message = await push.send({"external_user_ids": ["42"]}, {"title": "Hi"})
         report = await push.wait(message["message_id"], timeout=300)
+        async for failed in push.results(message["message_id"], outcome="failed"): ...
 
 Errors answered by the API raise :class:`ClientError` with the API's ``code``, ``message``
 and ``field``; network problems raise it with ``status`` 0.  Every call has a timeout.
@@ -12,9 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import aiohttp
 
@@ -132,6 +135,39 @@ class PushcoreClient:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"message {message_id} still {msg['status']}")
             await asyncio.sleep(interval)
+
+    async def results_page(
+        self,
+        message_id: str,
+        *,
+        outcome: str | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> dict[str, Any]:
+        """One page of per-recipient results: ``{"results": [...], "next_cursor"}``;
+        ``outcome``: delivered, invalid or failed."""
+        query = urlencode(
+            {k: v for k, v in {"outcome": outcome, "cursor": cursor, "limit": limit}.items() if v}
+        )
+        result: dict[str, Any] = await self._call(
+            "GET", f"{self._app}/messages/{message_id}/results?{query}"
+        )
+        return result
+
+    async def results(
+        self, message_id: str, *, outcome: str | None = None, page_size: int = 1000
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every per-recipient result of a message (of one ``outcome``), page after page."""
+        cursor: str | None = None
+        while True:
+            page = await self.results_page(
+                message_id, outcome=outcome, cursor=cursor, limit=page_size
+            )
+            for item in page["results"]:
+                yield item
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return
 
     # --- users ---------------------------------------------------------------------------
 

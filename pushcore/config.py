@@ -165,6 +165,12 @@ class Settings:
     )
 
     # --- fan-out ------------------------------------------------------------------------
+    results_retention_days: int = setting(
+        "RESULTS_RETENTION_DAYS",
+        30,
+        _int(1, 3650),
+        "Per-recipient results (GET …/messages/{id}/results) are kept this many days.",
+    )
     broker: str = setting(
         "BROKER", "redis", _choice("redis", "rabbitmq"), "Dramatiq broker: redis or rabbitmq."
     )

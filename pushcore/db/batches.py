@@ -19,14 +19,16 @@ MAX_ERRORS = 20
 
 
 # What a claim loads for each batch ``b`` (a CTE of claimed batch rows): the registrations
-# still there, the message's state and notification, and the credentials of the batch's
-# platform.
+# still there (a raw-token batch carries its addresses: ids -1, -2, ...), the message's
+# state and notification, and the credentials of the batch's platform.
 _LOADED = """
 SELECT b.id, b.claims, b.message_id, b.app_id, b.platform, b.attempt,
-       cardinality(b.installation_ids) AS size,
+       cardinality(b.installation_ids) AS size, b.installation_ids AS planned,
        m.status, m.notification, m.expires_at < now() AS expired,
        c.updated_at AS credentials_version, c.credentials,
-       r.ids, r.tokens, r.p256dh, r.auth
+       CASE WHEN b.raw_tokens IS NULL THEN r.ids ELSE b.installation_ids END AS ids,
+       coalesce(b.raw_tokens, r.tokens) AS tokens, coalesce(b.raw_p256dh, r.p256dh) AS p256dh,
+       coalesce(b.raw_auth, r.auth) AS auth
 FROM b
 JOIN messages m ON m.id = b.message_id
 LEFT JOIN app_credentials c ON c.app_id = b.app_id AND c.platform = b.platform
@@ -36,10 +38,11 @@ CROSS JOIN LATERAL (
            coalesce(array_agg(i.p256dh ORDER BY i.id), '{}') AS p256dh,
            coalesce(array_agg(i.auth ORDER BY i.id), '{}') AS auth
     FROM installations i
-    WHERE i.id = ANY(b.installation_ids) AND i.push_enabled
+    WHERE b.raw_tokens IS NULL AND i.id = ANY(b.installation_ids) AND i.push_enabled
 ) r
 """
-_CLAIMED = """b.id, b.claims, b.message_id, b.app_id, b.platform, b.attempt, b.installation_ids"""
+_CLAIMED = """b.id, b.claims, b.message_id, b.app_id, b.platform, b.attempt, b.installation_ids,
+    b.tokens AS raw_tokens, b.p256dh AS raw_p256dh, b.auth AS raw_auth"""
 _CLAIMABLE = """(b.state = 'queued' OR (b.state = 'sending' AND b.lease_until < now()))
   AND (b.not_before IS NULL OR b.not_before <= now() + interval '1 second')"""
 
@@ -99,6 +102,9 @@ class BatchResult:
     retry_ids: list[int]
     retry_delay: float
     sender_error: str | None
+    # per-recipient results (batch_results): distinct labels, one byte per planned id
+    labels: list[str]
+    codes: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +152,9 @@ async def finish(pool: Pool, results: list[BatchResult]) -> Finished:
         [t for _, _, t in inv],
         [b for b, _ in retry],
         [i for _, i in retry],
+        [r.codes for r in results],
+        # a dict, not the list itself: asyncpg would take a list of lists for a 2-D array
+        [{"labels": r.labels} for r in results],
     )
     assert row is not None  # the final SELECT always returns one row
     return Finished(
@@ -161,8 +170,8 @@ async def finish(pool: Pool, results: list[BatchResult]) -> Finished:
 _FINISH = """
 WITH input AS (
     SELECT * FROM unnest($1::bigint[], $2::int[], $3::int[], $4::int[], $5::jsonb[],
-                         $6::text[], $7::float8[])
-        AS t(id, claim, delivered, failed, reasons, sender_error, retry_delay)
+                         $6::text[], $7::float8[], $13::bytea[], $14::jsonb[])
+        AS t(id, claim, delivered, failed, reasons, sender_error, retry_delay, codes, labels)
 ), retry_in AS (
     SELECT r.bid, array_agg(r.iid ORDER BY r.iid) AS ids
     FROM unnest($11::bigint[], $12::bigint[]) AS r(bid, iid) GROUP BY r.bid
@@ -173,7 +182,9 @@ WITH input AS (
     WHERE bt.id = i.id AND bt.claims = i.claim AND bt.state = 'sending'
     RETURNING bt.id, bt.message_id, bt.app_id, bt.platform, bt.attempt, bt.lane,
               cardinality(bt.installation_ids) AS size, i.delivered, i.failed, i.reasons,
-              i.sender_error, i.retry_delay, ri.ids AS retry_ids
+              i.sender_error, i.retry_delay, ri.ids AS retry_ids, i.codes, i.labels,
+              bt.installation_ids AS planned, bt.tokens AS raw_tokens, bt.p256dh AS raw_p256dh,
+              bt.auth AS raw_auth
 ), mm AS (
     SELECT m.id, m.status IN ('queued', 'sending') AS open
     FROM messages m WHERE m.id IN (SELECT message_id FROM b)
@@ -184,11 +195,26 @@ WITH input AS (
 ), del AS (
     DELETE FROM installations i
     USING unnest($8::bigint[], $9::bigint[], $10::text[]) AS d(bid, id, token), b
-    WHERE b.id = d.bid AND i.id = d.id AND i.token = d.token AND i.app_id = b.app_id
+    WHERE b.id = d.bid AND d.id > 0 AND i.id = d.id AND i.token = d.token
+      AND i.app_id = b.app_id
+    RETURNING d.bid, i.id, i.public_id, i.user_id
+), del_raw AS (
+    -- a dead raw token deletes the app's registration of the same address, if any
+    DELETE FROM installations i
+    USING unnest($8::bigint[], $9::bigint[], $10::text[]) AS d(bid, id, token), b
+    WHERE b.id = d.bid AND d.id < 0 AND b.raw_tokens IS NOT NULL AND i.app_id = b.app_id
+      AND i.platform = b.platform AND i.token_digest = token_digest(d.token)
+      AND i.token = d.token
     RETURNING d.bid
+), removed AS (
+    -- what the results route shows of a deleted registration: its row is gone
+    SELECT del.bid, jsonb_object_agg(del.id::text, jsonb_build_array(del.public_id,
+                                                                     u.external_id)) AS ids
+    FROM del LEFT JOIN users u ON u.id = del.user_id GROUP BY del.bid
 ), pb AS (
     SELECT b.id, b.message_id, b.app_id, b.platform, b.attempt, b.lane, b.size,
-           b.delivered, b.failed, b.reasons, b.retry_delay, b.retry_ids,
+           b.delivered, b.failed, b.reasons, b.retry_delay, b.retry_ids, b.codes, b.labels,
+           b.planned, b.raw_tokens, b.raw_p256dh, b.raw_auth, b.raw_tokens IS NOT NULL AS raw,
            (SELECT count(*) FROM del WHERE del.bid = b.id) AS deleted,
            (SELECT count(*) FROM unnest($8::bigint[]) AS x(bid) WHERE x.bid = b.id) AS invalid_n,
            coalesce(cardinality(b.retry_ids), 0) AS retry_n,
@@ -196,17 +222,40 @@ WITH input AS (
     FROM b JOIN mm ON mm.id = b.message_id JOIN merr ON merr.message_id = b.message_id
 ), retry AS (
     INSERT INTO batches (message_id, app_id, platform, installation_ids, attempt, not_before,
-                         lane)
+                         lane, tokens, p256dh, auth)
     SELECT pb.message_id, pb.app_id, pb.platform, pb.retry_ids, pb.attempt + 1,
-           now() + make_interval(secs => pb.retry_delay), pb.lane
+           now() + make_interval(secs => pb.retry_delay), pb.lane,
+           -- a raw-token retry takes its addresses along, in the order of its ids
+           CASE WHEN pb.raw THEN ARRAY(
+               SELECT pb.raw_tokens[x.k] FROM unnest(pb.planned) WITH ORDINALITY AS x(id, k)
+               WHERE x.id = ANY(pb.retry_ids) ORDER BY x.id) END,
+           CASE WHEN pb.raw THEN ARRAY(
+               SELECT pb.raw_p256dh[x.k] FROM unnest(pb.planned) WITH ORDINALITY AS x(id, k)
+               WHERE x.id = ANY(pb.retry_ids) ORDER BY x.id) END,
+           CASE WHEN pb.raw THEN ARRAY(
+               SELECT pb.raw_auth[x.k] FROM unnest(pb.planned) WITH ORDINALITY AS x(id, k)
+               WHERE x.id = ANY(pb.retry_ids) ORDER BY x.id) END
     FROM pb WHERE pb.retried
     RETURNING id, platform, lane, extract(epoch FROM not_before - now())::float8 AS delay
+), results AS (
+    -- a retry that is not written (the message stopped) is the recipient's last answer:
+    -- its "retry/<reason>" label becomes "failed/not_retried:<reason>"
+    INSERT INTO batch_results (batch_id, message_id, attempt, labels, codes, removed)
+    SELECT pb.id, pb.message_id, pb.attempt,
+           ARRAY(SELECT CASE WHEN pb.retried THEN l
+                             ELSE regexp_replace(l, '^retry/', 'failed/not_retried:') END
+                 FROM jsonb_array_elements_text(pb.labels -> 'labels')
+                      WITH ORDINALITY AS x(l, k)
+                 ORDER BY k),
+           pb.codes, rm.ids
+    FROM pb LEFT JOIN removed rm ON rm.bid = pb.id
 ), pm AS (
     SELECT pb.message_id,
            sum(pb.delivered) AS delivered,
            sum(pb.failed) AS failed,
            sum(pb.deleted) AS deleted,
-           sum(pb.invalid_n - pb.deleted) AS token_changed,
+           sum(CASE WHEN pb.raw THEN pb.invalid_n ELSE 0 END) AS raw_invalid,
+           sum(CASE WHEN pb.raw THEN 0 ELSE pb.invalid_n - pb.deleted END) AS token_changed,
            sum(CASE WHEN pb.retried THEN 0 ELSE pb.retry_n END) AS not_retried,
            sum(CASE WHEN pb.retried THEN pb.retry_n ELSE 0 END)
              - sum(CASE WHEN pb.attempt > 0 THEN pb.size ELSE 0 END) AS retrying_delta,
@@ -223,6 +272,7 @@ WITH input AS (
     UPDATE messages m SET
         delivered = m.delivered + pm.delivered,
         invalid_removed = m.invalid_removed + pm.deleted,
+        invalid = m.invalid + pm.raw_invalid,
         failed = m.failed + pm.failed + pm.token_changed + pm.not_retried,
         retrying = m.retrying + pm.retrying_delta,
         open_batches = m.open_batches + pm.open_delta,
@@ -252,7 +302,9 @@ WITH input AS (
 SELECT coalesce((SELECT array_agg(b.id ORDER BY b.id) FROM b), '{}') AS owned,
        coalesce((SELECT jsonb_object_agg(upd.id::text, upd.status) FROM upd), '{}') AS statuses,
        coalesce((SELECT jsonb_object_agg(x.bid::text, x.n)
-                 FROM (SELECT bid, count(*) AS n FROM del GROUP BY bid) x), '{}') AS deleted,
+                 FROM (SELECT bid, count(*) AS n
+                       FROM (SELECT bid FROM del UNION ALL SELECT bid FROM del_raw) d
+                       GROUP BY bid) x), '{}') AS deleted,
        coalesce((SELECT array_agg(id ORDER BY id) FROM retry WHERE NOT lane), '{}')
            AS retry_ids,
        coalesce((SELECT array_agg(platform ORDER BY id) FROM retry WHERE NOT lane), '{}')

@@ -24,7 +24,7 @@ class LanePlan:
 
 
 COLUMNS = """
-    m.id, m.public_id, m.status, m.targeted, m.delivered, m.invalid_removed, m.failed,
+    m.id, m.public_id, m.status, m.targeted, m.delivered, m.invalid_removed, m.invalid, m.failed,
     m.retrying, m.opened, m.failure_reasons, m.errors, m.created_at, m.started_at,
     m.finished_at, m.send_at, m.platforms
 """
@@ -139,8 +139,9 @@ async def recent(pool: Pool, app_id: int, *, limit: int, before: uuid.UUID | Non
 
 
 async def cancel(pool: Pool, app_id: int, public_id: uuid.UUID) -> Record | None:
-    """Cancel: batches still queued are closed as failed (reason ``cancelled``) in the same
-    statement; batches being sent finish normally; the planner stops at its next step.
+    """Cancel: batches still queued are closed as failed (reason ``cancelled``, also in
+    their per-recipient results) in the same statement; batches being sent finish
+    normally; the planner stops at its next step.
     Cancelling a finished message changes nothing.  None when there is no such message."""
     row: Record | None = await pool.fetchrow(
         f"""
@@ -153,7 +154,13 @@ async def cancel(pool: Pool, app_id: int, public_id: uuid.UUID) -> Record | None
             UPDATE batches b SET state = 'done', failed = cardinality(b.installation_ids),
                 finished_at = now()
             FROM target WHERE b.message_id = target.id AND b.state = 'queued'
-            RETURNING cardinality(b.installation_ids) AS n, b.attempt
+            RETURNING b.id, b.message_id, cardinality(b.installation_ids) AS n, b.attempt
+        ), results AS (
+            -- their per-recipient results: every one "failed/cancelled" (code 0)
+            INSERT INTO batch_results (batch_id, message_id, attempt, labels, codes)
+            SELECT closed.id, closed.message_id, closed.attempt, ARRAY['failed/cancelled'],
+                   decode(repeat('00', closed.n), 'hex')
+            FROM closed
         ), totals AS (
             SELECT coalesce(sum(n), 0) AS n,
                    coalesce(sum(n) FILTER (WHERE attempt > 0), 0) AS retrying,

@@ -18,6 +18,7 @@ import msgspec
 from pushcore.config import Settings
 from pushcore.db import planning as queries
 from pushcore.db.pool import Pool
+from pushcore.fanout import raw_tokens
 from pushcore.fanout.queue import BatchJob, Enqueuer
 from pushcore.fanout.targets import Target, TargetKind
 from pushcore.providers import registry
@@ -55,7 +56,15 @@ async def plan(pool: Pool, settings: Settings, enqueuer: Enqueuer, message_id: i
         "primary_only": claimed["primary_only"],
     }
     cursor = claimed["plan_cursor"]
-    if kind in (TargetKind.ALL, TargetKind.TAGS):
+    if kind is TargetKind.TOKENS and cursor.get("tokens") == "written":
+        owned = True  # a planner before this one wrote the batches, then died
+    elif kind is TargetKind.TOKENS:
+        assert target.tokens is not None
+        owned = await _plan_tokens(
+            pool, addresses=raw_tokens.addresses(target.tokens, check=False), common=common,
+            enqueuer=enqueuer, platforms=platforms,
+        )  # fmt: skip
+    elif kind in (TargetKind.ALL, TargetKind.TAGS):
         owned = await _plan_keyset(
             pool,
             settings=settings,
@@ -140,6 +149,31 @@ async def _plan_list(
         if not row["owned"]:
             return False
         await _enqueue(enqueuer, row)
+    return True
+
+
+async def _plan_tokens(
+    pool: Pool,
+    *,
+    enqueuer: Enqueuer,
+    addresses: list[raw_tokens.Address],
+    platforms: list[str],
+    common: dict[str, Any],
+) -> bool:
+    """A raw-token target: at most 10,000 addresses, written as batches in one statement
+    (the tokens travel in the batch rows: they are in no registry)."""
+    wanted = [a for a in addresses if a.platform in platforms]
+    row = await queries.tokens_page(
+        pool,
+        platforms=[a.platform for a in wanted],
+        tokens=[a.token for a in wanted],
+        p256dh=[a.p256dh for a in wanted],
+        auth=[a.auth for a in wanted],
+        **{k: v for k, v in common.items() if k != "primary_only"},
+    )
+    if not row["owned"]:
+        return False
+    await _enqueue(enqueuer, row)
     return True
 
 

@@ -6,7 +6,8 @@ processes run the loop) enqueues again the batches whose lease expired or whose 
 message was lost, and starts planning of due scheduled messages and of messages whose plan
 job was lost.  This is what makes a SIGKILLed worker or a flushed Redis harmless;
 Dramatiq's own Redis recovery (0.1% maintenance chance, 60 s heartbeat) is not relied upon.
-Once a day (cluster-wide, by the same clock) it also deletes stale registrations.
+Once a day (cluster-wide, by the same clock) it also deletes stale registrations, and
+once an hour per-recipient results older than PUSHCORE_RESULTS_RETENTION_DAYS.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Awaitable, Callable
 
 from pushcore.config import Settings
 from pushcore.db import reaping
+from pushcore.db import results as result_queries
 from pushcore.db.maintenance import prune_stale
 from pushcore.db.pool import Connection, Pool
 from pushcore.fanout import metrics
@@ -27,6 +29,7 @@ log = logging.getLogger(__name__)
 
 SCAN_LIMIT = 10_000
 PRUNE_EVERY = 24 * 3600.0
+PRUNE_RESULTS_EVERY = 3600.0
 
 
 async def reap_once(pool: Pool, settings: Settings, enqueuer: Enqueuer) -> tuple[int, int]:
@@ -59,6 +62,10 @@ async def _due_passes(
         deleted = await prune_stale(pool, settings.stale_token_days)
         if deleted:
             log.info("pruned %d stale registrations", deleted)
+    if await reaping.claim_pass(conn, "prune_results", PRUNE_RESULTS_EVERY):
+        deleted = await result_queries.prune(pool, settings.results_retention_days)
+        if deleted:
+            log.info("pruned the per-recipient results of %d batches", deleted)
 
 
 async def run(

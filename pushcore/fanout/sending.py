@@ -23,7 +23,7 @@ from pushcore.config import Settings
 from pushcore.db import batches as queries
 from pushcore.db.lane import Waker
 from pushcore.db.pool import Pool, Record
-from pushcore.fanout import metrics, valve
+from pushcore.fanout import metrics, results, valve
 from pushcore.fanout.backoff import retry_delay
 from pushcore.fanout.delivery import deliver
 from pushcore.fanout.priority import LanePriority
@@ -72,11 +72,21 @@ class Tally:
     retry_ids: list[int] = field(default_factory=list)
     retry_after: float | None = None
     sender_error: str | None = None
+    # per-recipient results (pushcore.fanout.results): label per answered installation id,
+    # and the label of every loaded one when the whole batch was decided without sending
+    answers: dict[int, str] = field(default_factory=dict)
+    blanket: str | None = None
 
     def fail(self, reason: str, n: int = 1) -> None:
         if n:
             self.failed += n
             self.reasons[reason] += n
+
+    def fail_all(self, reason: str, n: int) -> None:
+        """The whole batch failed for one reason, before or instead of sending."""
+        self.fail(reason, n)
+        self.blanket = results.label(results.FAILED, reason)
+        self.answers.clear()
 
 
 async def send_batch(ctx: SendContext, batch_id: int) -> str | None:
@@ -112,9 +122,9 @@ async def _process(ctx: SendContext, row: Record) -> tuple[queries.BatchResult, 
     tally = Tally()
     tally.fail("gone", row["size"] - len(row["ids"]))
     if row["status"] not in ("queued", "sending"):
-        tally.fail(f"message_{row['status']}", len(row["ids"]))
+        tally.fail_all(f"message_{row['status']}", len(row["ids"]))
     elif row["expired"]:
-        tally.fail("expired", len(row["ids"]))
+        tally.fail_all("expired", len(row["ids"]))
     elif row["ids"]:
         await _deliver(ctx, row, tally)
     delay = 0.0
@@ -126,6 +136,7 @@ async def _process(ctx: SendContext, row: Record) -> tuple[queries.BatchResult, 
             retry_after=tally.retry_after,
             rng=ctx.rng,
         )
+    encoded = results.encode(row["planned"], row["ids"], tally.answers, tally.blanket)
     result = queries.BatchResult(
         batch_id=row["id"],
         claim=row["claims"],
@@ -137,6 +148,8 @@ async def _process(ctx: SendContext, row: Record) -> tuple[queries.BatchResult, 
         retry_ids=tally.retry_ids,
         retry_delay=delay,
         sender_error=tally.sender_error,
+        labels=encoded.labels,
+        codes=encoded.codes,
     )
     return result, tally
 
@@ -189,7 +202,7 @@ async def _deliver(ctx: SendContext, row: Record, tally: Tally) -> None:
     except (ProviderError, msgspec.ValidationError) as exc:
         # credentials removed or unusable, or a payload the API should have refused
         tally.sender_error = f"{platform}: {exc}"
-        tally.fail("sender_error", len(ids))
+        tally.fail_all("sender_error", len(ids))
         return
     registrations = [
         Registration(installation_id=i, token=t, p256dh=k, auth=a)
@@ -197,7 +210,7 @@ async def _deliver(ctx: SendContext, row: Record, tally: Tally) -> None:
     ]
     transport = ctx.transports.for_batch(platform, row["app_id"], provider)
     try:
-        results = await deliver(
+        answers = await deliver(
             provider,
             transport,
             rendered,
@@ -206,67 +219,85 @@ async def _deliver(ctx: SendContext, row: Record, tally: Tally) -> None:
         )
     except AuthError as exc:
         if exc.retryable:
-            results = [Result(Outcome.RETRY, "auth_unavailable")] * len(ids)
+            answers = [Result(Outcome.RETRY, "auth_unavailable")] * len(ids)
         else:
             tally.sender_error = f"{provider.name}: {exc}"
-            tally.fail("sender_error", len(ids))
+            tally.fail_all("sender_error", len(ids))
             return
-    if _valve_tripped(ctx, tally, results, provider.name):
+    if _valve_tripped(ctx, tally, registrations, answers, provider.name):
         return
     last_attempt = row["attempt"] + 1 >= ctx.settings.max_attempts
-    for reg, result in zip(registrations, results, strict=True):
+    for reg, result in zip(registrations, answers, strict=True):
         _count(tally, reg, result, last_attempt, provider.name)
     if tally.sender_error is not None:
         # a sender error deletes nothing and retries nothing: the message stops
         tally.fail("sender_error", len(tally.invalid_ids) + len(tally.retry_ids))
+        for iid in (*tally.invalid_ids, *tally.retry_ids):
+            tally.answers[iid] = results.label(results.FAILED, "sender_error")
         tally.invalid_ids.clear()
         tally.invalid_tokens.clear()
         tally.retry_ids.clear()
 
 
-def _valve_tripped(ctx: SendContext, tally: Tally, results: list[Result], name: str) -> bool:
+def _valve_tripped(
+    ctx: SendContext,
+    tally: Tally,
+    registrations: list[Registration],
+    answers: list[Result],
+    name: str,
+) -> bool:
     """The deletion safety valve (:mod:`pushcore.fanout.valve`): when the batch's answers
     look like our misconfiguration, count the batch as failed by a sender error, deleting
     and retrying nothing, and say so."""
-    suspect = valve.suspect_reasons(results)
+    suspect = valve.suspect_reasons(answers)
     total = sum(suspect.values())
     if not valve.tripped(
         total,
-        len(results),
+        len(answers),
         share=ctx.settings.deletion_valve_share,
         minimum=ctx.settings.deletion_valve_min_registrations,
     ):
         return False
-    delivered = sum(r.outcome is Outcome.DELIVERED for r in results)
-    tally.delivered += delivered
     named = ", ".join(f"{n} {reason}" for reason, n in suspect.most_common())
     tally.sender_error = (
-        f"{name}: deletion safety valve: {total} of {len(results)} registrations answered "
+        f"{name}: deletion safety valve: {total} of {len(answers)} registrations answered "
         f"dead ({named}); a wrong project, topic or environment? nothing deleted"
     )
-    for reason, n in suspect.items():
-        tally.fail(f"deletion_valve:{reason}", n)
-    tally.fail("sender_error", len(results) - delivered - total)
+    for reg, result in zip(registrations, answers, strict=True):
+        if result.outcome is Outcome.DELIVERED:
+            tally.delivered += 1
+            tally.answers[reg.installation_id] = results.label(results.DELIVERED, result.reason)
+            continue
+        reason = f"deletion_valve:{result.reason}" if result.suspect else "sender_error"
+        tally.fail(reason)
+        tally.answers[reg.installation_id] = results.label(results.FAILED, reason)
     log.warning("%s", tally.sender_error)
     return True
 
 
 def _count(tally: Tally, reg: Registration, result: Result, last: bool, name: str) -> None:
     outcome = result.outcome
+    answer = results.label(results.FAILED, result.reason)
     if outcome is Outcome.DELIVERED:
         tally.delivered += 1
+        answer = results.label(results.DELIVERED, result.reason)
     elif outcome is Outcome.INVALID:
         tally.invalid_ids.append(reg.installation_id)
         tally.invalid_tokens.append(reg.token)
+        answer = results.label(results.INVALID, result.reason)
     elif outcome is Outcome.RETRY:
         if last:
             tally.fail(f"retries_exhausted:{result.reason}")
+            answer = results.label(results.FAILED, f"retries_exhausted:{result.reason}")
         else:
             tally.retry_ids.append(reg.installation_id)
+            answer = results.label(results.RETRY, result.reason)
             if result.retry_after is not None:
                 tally.retry_after = max(tally.retry_after or 0.0, result.retry_after)
     elif outcome is Outcome.SENDER_ERROR:
         tally.sender_error = f"{name}: {result.reason} (HTTP {result.status})"
         tally.fail(f"sender_error:{result.reason}")
+        answer = results.label(results.FAILED, f"sender_error:{result.reason}")
     else:
         tally.fail(result.reason)
+    tally.answers[reg.installation_id] = answer

@@ -14,6 +14,7 @@ from pushcore.config import Settings
 from pushcore.db import messages as queries
 from pushcore.db.messages import LanePlan
 from pushcore.db.pool import Pool, Record
+from pushcore.fanout import raw_tokens
 from pushcore.fanout.errors import InvalidSend
 from pushcore.fanout.planning import list_values
 from pushcore.fanout.providers import ProviderCache
@@ -35,13 +36,16 @@ def check(
     ``providers`` caches the providers between calls (loading keys is most of a check's
     cost); without it they are built for this call."""
     try:
-        request.target.kind()
+        kind = request.target.kind()
     except ValueError as exc:
         raise InvalidSend("target", str(exc)) from None
     stored: dict[str, Any] = app["credentials"]
     configured: list[str] = [p for p in registry.NAMES if p in stored]
-    if request.platforms is not None:
-        wanted: list[str] = list(dict.fromkeys(request.platforms))
+    wanted: list[str]
+    if kind is TargetKind.TOKENS:
+        wanted = _raw_token_platforms(request, configured)
+    elif request.platforms is not None:
+        wanted = list(dict.fromkeys(request.platforms))
         missing = [p for p in wanted if p not in configured]
         if missing:
             raise InvalidSend("platforms", f"the app has no credentials for {', '.join(missing)}")
@@ -67,12 +71,34 @@ def check(
     return wanted
 
 
+def _raw_token_platforms(request: SendRequestBase, configured: list[str]) -> list[str]:
+    """The platforms of a raw-token send: those of its tokens, each checked as a
+    registration, each configured for the app (and among ``platforms`` when given)."""
+    if request.primary_only:
+        raise InvalidSend("primary_only", "applies to registry targets, not to raw tokens")
+    assert request.target.tokens is not None
+    allowed = configured
+    if request.platforms is not None:
+        allowed = [p for p in configured if p in request.platforms]
+    for index, entry in enumerate(request.target.tokens):
+        if entry.platform not in allowed:
+            raise InvalidSend(
+                f"target.tokens[{index}].platform",
+                f"the app has no credentials for {entry.platform}"
+                if entry.platform not in configured
+                else f"{entry.platform} is not among platforms",
+            )
+    found = {a.platform for a in raw_tokens.addresses(request.target.tokens)}
+    return [p for p in registry.NAMES if p in found]
+
+
 def lane_plan(request: SendRequestBase, settings: Settings) -> LanePlan | None:
     """The lane's plan when the send is small enough to plan at once: a list target of at
     most PUSHCORE_LANE_MAX_TARGETS values, not scheduled.  Whole-app and tag targets, big
     lists and scheduled sends go through the planner."""
     kind = request.target.kind()
-    if kind in (TargetKind.ALL, TargetKind.TAGS) or request.send_at is not None:
+    if kind in (TargetKind.ALL, TargetKind.TAGS, TargetKind.TOKENS) or request.send_at is not None:
+        # raw tokens go through the planner: up to 10,000 of them are a campaign's batches
         return None
     values = list_values(kind, request.target)
     if len(values) > settings.lane_max_targets:

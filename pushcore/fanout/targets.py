@@ -1,4 +1,4 @@
-"""Who a message is for: exactly one of the six target kinds.  Pure."""
+"""Who a message is for: exactly one of the seven target kinds.  Pure."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from typing import Annotated, Literal
 import msgspec
 
 from pushcore.fields import Email, ExternalId, Msisdn, Tag
+from pushcore.providers.registry import Platform
 
 MAX_TARGET_LIST = 100_000
+MAX_RAW_TOKENS = 10_000
 
 
 class TargetKind(enum.Enum):
@@ -20,13 +22,37 @@ class TargetKind(enum.Enum):
     EMAILS = "emails"
     MSISDNS = "msisdns"
     INSTALLATION_IDS = "installation_ids"
+    TOKENS = "tokens"
+
+
+class RawSubscriptionKeys(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    p256dh: Annotated[str, msgspec.Meta(max_length=128)]
+    auth: Annotated[str, msgspec.Meta(max_length=64)]
+
+
+class RawSubscription(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """A browser's ``PushSubscription.toJSON()``, as a registration carries it."""
+
+    endpoint: Annotated[str, msgspec.Meta(min_length=1, max_length=2048)]
+    keys: RawSubscriptionKeys
+    expirationTime: int | None = None
+
+
+class RawToken(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """One address the sender keeps itself: a push token (``ios``, ``android``) or a Web
+    Push subscription (``web``), checked as a registration would be."""
+
+    platform: Platform
+    token: Annotated[str, msgspec.Meta(min_length=1, max_length=4096)] | None = None
+    web_subscription: RawSubscription | None = None
 
 
 class Target(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
     """Exactly one of: ``{"all": true}``; ``{"tags": [...], "match": "any"|"all"}`` (an
     installation matches on its own tags and its user's tags); ``{"external_user_ids": [...]}``;
-    ``{"emails": [...]}``; ``{"msisdns": [...]}``; ``{"installation_ids": [...]}``.  Lists hold
-    up to 100,000 entries; duplicates are ignored."""
+    ``{"emails": [...]}``; ``{"msisdns": [...]}``; ``{"installation_ids": [...]}``; ``{"tokens":
+    [{"platform", "token" | "web_subscription"}]}`` (raw tokens, up to 10,000, not looked up
+    in the registry).  Lists hold up to 100,000 entries; duplicates are ignored."""
 
     all: Literal[True] | None = None
     tags: Annotated[list[Tag], msgspec.Meta(min_length=1, max_length=100)] | None = None
@@ -42,6 +68,9 @@ class Target(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=Tr
     ) = None
     installation_ids: (
         Annotated[list[uuid.UUID], msgspec.Meta(min_length=1, max_length=MAX_TARGET_LIST)] | None
+    ) = None
+    tokens: (
+        Annotated[list[RawToken], msgspec.Meta(min_length=1, max_length=MAX_RAW_TOKENS)] | None
     ) = None
 
     def kind(self) -> TargetKind:

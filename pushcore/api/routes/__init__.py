@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pushcore.api.routes import apps, health, installations, messages, users
+from pushcore.api.routes import apps, health, installations, messages, results, users
 from pushcore.api.routing import Route
 
 ROUTES: list[Route] = [
@@ -11,4 +11,5 @@ ROUTES: list[Route] = [
     *installations.ROUTES,
     *users.ROUTES,
     *messages.ROUTES,
+    *results.ROUTES,
 ]
