@@ -1,5 +1,5 @@
 """A small async client for upstream systems: send (also to raw tokens), follow and cancel
-messages, read per-recipient results; link users.
+messages, read per-recipient results, manage webhooks; link users.
 
     async with PushcoreClient("https://push.internal", app_code, server_key) as push:
         message = await push.send({"external_user_ids": ["42"]}, {"title": "Hi"})
@@ -168,6 +168,45 @@ class PushcoreClient:
             cursor = page["next_cursor"]
             if cursor is None:
                 return
+
+    # --- webhooks ------------------------------------------------------------------------
+
+    async def create_webhook(
+        self, url: str, events: list[str], *, description: str | None = None
+    ) -> dict[str, Any]:
+        """Register an endpoint; the answer's ``secret`` (whsec_…) is shown only here."""
+        body: dict[str, Any] = {"url": url, "events": events}
+        if description is not None:
+            body["description"] = description
+        result: dict[str, Any] = await self._call("POST", f"{self._app}/webhooks", body)
+        return result
+
+    async def webhooks(self) -> list[dict[str, Any]]:
+        result: dict[str, Any] = await self._call("GET", f"{self._app}/webhooks")
+        return list(result["webhooks"])
+
+    async def update_webhook(self, webhook_id: str, **changes: Any) -> dict[str, Any]:
+        """``changes``: url, events, description, enabled."""
+        result: dict[str, Any] = await self._call(
+            "PATCH", f"{self._app}/webhooks/{webhook_id}", changes
+        )
+        return result
+
+    async def delete_webhook(self, webhook_id: str) -> None:
+        await self._call("DELETE", f"{self._app}/webhooks/{webhook_id}")
+
+    async def test_webhook(self, webhook_id: str) -> str:
+        """Queue a ``webhook.test`` event; returns its ``webhook-id``."""
+        result: dict[str, Any] = await self._call(
+            "POST", f"{self._app}/webhooks/{webhook_id}/test"
+        )
+        return str(result["event_id"])
+
+    async def webhook_deliveries(self, webhook_id: str, *, limit: int = 20) -> list[Any]:
+        result: dict[str, Any] = await self._call(
+            "GET", f"{self._app}/webhooks/{webhook_id}/deliveries?limit={limit}"
+        )
+        return list(result["deliveries"])
 
     # --- users ---------------------------------------------------------------------------
 

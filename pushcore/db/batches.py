@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pushcore.db import webhooks
 from pushcore.db.pool import Pool, Record
 
 MAX_ERRORS = 20
@@ -99,6 +100,7 @@ class BatchResult:
     reasons: dict[str, int]
     invalid_ids: list[int]
     invalid_tokens: list[str]
+    invalid_reasons: list[str]
     retry_ids: list[int]
     retry_delay: float
     sender_error: str | None
@@ -133,9 +135,9 @@ async def finish(pool: Pool, results: list[BatchResult]) -> Finished:
     are locked in id order, so two workers writing overlapping messages cannot deadlock."""
     results = sorted(results, key=lambda r: r.batch_id)
     inv = [
-        (r.batch_id, i, t)
+        (r.batch_id, i, t, why)
         for r in results
-        for i, t in zip(r.invalid_ids, r.invalid_tokens, strict=True)
+        for i, t, why in zip(r.invalid_ids, r.invalid_tokens, r.invalid_reasons, strict=True)
     ]
     retry = [(r.batch_id, i) for r in results for i in r.retry_ids]
     row = await pool.fetchrow(
@@ -147,14 +149,15 @@ async def finish(pool: Pool, results: list[BatchResult]) -> Finished:
         [r.reasons for r in results],
         [r.sender_error for r in results],
         [r.retry_delay for r in results],
-        [b for b, _, _ in inv],
-        [i for _, i, _ in inv],
-        [t for _, _, t in inv],
+        [b for b, _, _, _ in inv],
+        [i for _, i, _, _ in inv],
+        [t for _, _, t, _ in inv],
         [b for b, _ in retry],
         [i for _, i in retry],
         [r.codes for r in results],
         # a dict, not the list itself: asyncpg would take a list of lists for a 2-D array
         [{"labels": r.labels} for r in results],
+        [why for _, _, _, why in inv],
     )
     assert row is not None  # the final SELECT always returns one row
     return Finished(
@@ -186,7 +189,7 @@ WITH input AS (
               bt.installation_ids AS planned, bt.tokens AS raw_tokens, bt.p256dh AS raw_p256dh,
               bt.auth AS raw_auth
 ), mm AS (
-    SELECT m.id, m.status IN ('queued', 'sending') AS open
+    SELECT m.id, m.status IN ('queued', 'sending') AS open, m.status AS old_status
     FROM messages m WHERE m.id IN (SELECT message_id FROM b)
     ORDER BY m.id
     FOR UPDATE OF m
@@ -194,18 +197,20 @@ WITH input AS (
     SELECT b.message_id, min(b.sender_error) AS sender_error FROM b GROUP BY b.message_id
 ), del AS (
     DELETE FROM installations i
-    USING unnest($8::bigint[], $9::bigint[], $10::text[]) AS d(bid, id, token), b
+    USING unnest($8::bigint[], $9::bigint[], $10::text[], $15::text[])
+          AS d(bid, id, token, reason), b
     WHERE b.id = d.bid AND d.id > 0 AND i.id = d.id AND i.token = d.token
       AND i.app_id = b.app_id
-    RETURNING d.bid, i.id, i.public_id, i.user_id
+    RETURNING d.bid, i.id, i.public_id, i.user_id, d.reason
 ), del_raw AS (
     -- a dead raw token deletes the app's registration of the same address, if any
     DELETE FROM installations i
-    USING unnest($8::bigint[], $9::bigint[], $10::text[]) AS d(bid, id, token), b
+    USING unnest($8::bigint[], $9::bigint[], $10::text[], $15::text[])
+          AS d(bid, id, token, reason), b
     WHERE b.id = d.bid AND d.id < 0 AND b.raw_tokens IS NOT NULL AND i.app_id = b.app_id
       AND i.platform = b.platform AND i.token_digest = token_digest(d.token)
       AND i.token = d.token
-    RETURNING d.bid
+    RETURNING d.bid, i.id, i.public_id, i.user_id, d.reason
 ), removed AS (
     -- what the results route shows of a deleted registration: its row is gone
     SELECT del.bid, jsonb_object_agg(del.id::text, jsonb_build_array(del.public_id,
@@ -297,7 +302,10 @@ WITH input AS (
     FROM pm JOIN merr ON merr.message_id = pm.message_id
          LEFT JOIN rs ON rs.message_id = pm.message_id
     WHERE m.id = pm.message_id
-    RETURNING m.id, m.status
+    RETURNING m.*
+), hook_status AS ({STATUS_EVENTS}
+), hook_removed AS ({REMOVED_EVENTS}
+), hook_tokens AS ({TOKEN_EVENTS}
 )
 SELECT coalesce((SELECT array_agg(b.id ORDER BY b.id) FROM b), '{}') AS owned,
        coalesce((SELECT jsonb_object_agg(upd.id::text, upd.status) FROM upd), '{}') AS statuses,
@@ -311,4 +319,55 @@ SELECT coalesce((SELECT array_agg(b.id ORDER BY b.id) FROM b), '{}') AS owned,
            AS retry_platforms,
        coalesce((SELECT array_agg(delay ORDER BY id) FROM retry WHERE NOT lane), '{}')
            AS retry_delays
-""".replace("{MAX_ERRORS}", str(MAX_ERRORS))
+"""
+# Webhook events in the same statement (committed with the change they report): the
+# messages' status changes, registrations deleted as dead and dead raw tokens, up to
+# WEBHOOK_LIST items per event.
+WEBHOOK_LIST = 1000
+_REMOVED = f"""(
+    SELECT r.app_id, u.public_id AS message_id,
+           jsonb_agg(jsonb_build_object('installation_id', r.public_id,
+                     'external_user_id', r.external_id, 'platform', r.platform,
+                     'reason', r.reason) ORDER BY r.n) AS list
+    FROM (SELECT dl.*, b.app_id, b.platform, b.message_id, usr.external_id,
+                 row_number() OVER (PARTITION BY dl.bid ORDER BY dl.id) AS n
+          FROM (SELECT bid, id, public_id, user_id, reason FROM del
+                UNION ALL SELECT bid, id, public_id, user_id, reason FROM del_raw) dl
+          JOIN b ON b.id = dl.bid LEFT JOIN users usr ON usr.id = dl.user_id) r
+    JOIN upd u ON u.id = r.message_id
+    GROUP BY r.bid, r.app_id, u.public_id, (r.n - 1) / {WEBHOOK_LIST}) ev"""
+_TOKENS = f"""(
+    SELECT b.app_id, u.public_id AS message_id,
+           jsonb_agg(jsonb_build_object('platform', b.platform, 'token', d.token,
+                     'reason', d.reason) ORDER BY d.n) AS list
+    FROM (SELECT x.*, row_number() OVER (PARTITION BY x.bid ORDER BY x.id DESC) AS n
+          FROM unnest($8::bigint[], $9::bigint[], $10::text[], $15::text[])
+               AS x(bid, id, token, reason) WHERE x.id < 0) d
+    JOIN b ON b.id = d.bid AND b.raw_tokens IS NOT NULL
+    JOIN upd u ON u.id = b.message_id
+    GROUP BY d.bid, b.app_id, u.public_id, (d.n - 1) / {WEBHOOK_LIST}) ev"""
+_FINISH = (
+    _FINISH.replace("{MAX_ERRORS}", str(MAX_ERRORS))
+    .replace(
+        "{STATUS_EVENTS}",
+        webhooks.status_events("upd u JOIN mm ON mm.id = u.id", "mm.old_status"),
+    )
+    .replace(
+        "{REMOVED_EVENTS}",
+        webhooks.outbox_insert(
+            _REMOVED,
+            app_id="ev.app_id",
+            type_="'registrations.removed'",
+            data="jsonb_build_object('message_id', ev.message_id, 'registrations', ev.list)",
+        ),
+    )
+    .replace(
+        "{TOKEN_EVENTS}",
+        webhooks.outbox_insert(
+            _TOKENS,
+            app_id="ev.app_id",
+            type_="'tokens.invalid'",
+            data="jsonb_build_object('message_id', ev.message_id, 'tokens', ev.list)",
+        ),
+    )
+)

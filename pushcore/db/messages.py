@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from pushcore.db import webhooks
 from pushcore.db.lane import insert_planned
 from pushcore.db.pool import Pool, Record
 
@@ -138,6 +139,10 @@ async def recent(pool: Pool, app_id: int, *, limit: int, before: uuid.UUID | Non
     return rows
 
 
+# message.status (cancelled) and message.done, committed with the cancel
+_CANCEL_EVENTS = webhooks.status_events("m u JOIN target ON target.id = u.id", "target.status")
+
+
 async def cancel(pool: Pool, app_id: int, public_id: uuid.UUID) -> Record | None:
     """Cancel: batches still queued are closed as failed (reason ``cancelled``, also in
     their per-recipient results) in the same statement; batches being sent finish
@@ -146,7 +151,7 @@ async def cancel(pool: Pool, app_id: int, public_id: uuid.UUID) -> Record | None
     row: Record | None = await pool.fetchrow(
         f"""
         WITH target AS (
-            SELECT id FROM messages
+            SELECT id, status FROM messages
             WHERE app_id = $1 AND public_id = $2
               AND status IN ('scheduled', 'queued', 'sending')
             FOR UPDATE
@@ -177,6 +182,7 @@ async def cancel(pool: Pool, app_id: int, public_id: uuid.UUID) -> Record | None
                                              jsonb_build_object('cancelled', totals.n))
             FROM target, totals WHERE m.id = target.id
             RETURNING m.*
+        ), hooks AS ({_CANCEL_EVENTS}
         )
         SELECT {COLUMNS} FROM m
         UNION ALL

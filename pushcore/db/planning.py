@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pushcore.db import webhooks
 from pushcore.db.pool import Pool, Record
 
 # Installations a primary_only send reaches: anonymous ones, and for each user the primary
@@ -59,17 +60,23 @@ _LIST_WRITE = _WRITE_TEMPLATE.replace("{cursor}", "$6::jsonb")
 
 async def claim(pool: Pool, message_id: int, lease_seconds: float) -> Record | None:
     """Take the message for planning (it is due, not planned, and nobody else's lease
-    holds); it becomes ``sending``."""
+    holds); it becomes ``sending`` (a ``message.status`` webhook event when it was
+    ``queued``)."""
     row: Record | None = await pool.fetchrow(
-        """
-        UPDATE messages m SET plan_claims = m.plan_claims + 1,
-            plan_lease_until = now() + make_interval(secs => $2),
-            status = 'sending', started_at = coalesce(m.started_at, now())
-        WHERE m.id = $1 AND NOT m.planned AND m.status IN ('queued', 'sending')
-          AND (m.send_at IS NULL OR m.send_at <= now())
-          AND (m.plan_lease_until IS NULL OR m.plan_lease_until < now())
-        RETURNING m.id, m.app_id, m.plan_claims, m.plan_cursor, m.request, m.platforms,
-                  m.primary_only
+        f"""
+        WITH old AS (SELECT id, status FROM messages WHERE id = $1), c AS (
+            UPDATE messages m SET plan_claims = m.plan_claims + 1,
+                plan_lease_until = now() + make_interval(secs => $2),
+                status = 'sending', started_at = coalesce(m.started_at, now())
+            WHERE m.id = $1 AND NOT m.planned AND m.status IN ('queued', 'sending')
+              AND (m.send_at IS NULL OR m.send_at <= now())
+              AND (m.plan_lease_until IS NULL OR m.plan_lease_until < now())
+            RETURNING m.*
+        ), hooks AS ({webhooks.status_events("c u JOIN old ON old.id = u.id", "old.status")}
+        )
+        SELECT c.id, c.app_id, c.plan_claims, c.plan_cursor, c.request, c.platforms,
+               c.primary_only
+        FROM c
         """,
         message_id,
         lease_seconds,

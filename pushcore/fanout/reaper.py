@@ -7,7 +7,8 @@ message was lost, and starts planning of due scheduled messages and of messages 
 job was lost.  This is what makes a SIGKILLed worker or a flushed Redis harmless;
 Dramatiq's own Redis recovery (0.1% maintenance chance, 60 s heartbeat) is not relied upon.
 Once a day (cluster-wide, by the same clock) it also deletes stale registrations, and
-once an hour per-recipient results older than PUSHCORE_RESULTS_RETENTION_DAYS.
+once an hour per-recipient results and delivered or given-up webhook events older than
+PUSHCORE_RESULTS_RETENTION_DAYS.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from pushcore.config import Settings
 from pushcore.db import reaping
 from pushcore.db import results as result_queries
+from pushcore.db import webhooks as webhook_queries
 from pushcore.db.maintenance import prune_stale
 from pushcore.db.pool import Connection, Pool
 from pushcore.fanout import metrics
@@ -64,8 +66,9 @@ async def _due_passes(
             log.info("pruned %d stale registrations", deleted)
     if await reaping.claim_pass(conn, "prune_results", PRUNE_RESULTS_EVERY):
         deleted = await result_queries.prune(pool, settings.results_retention_days)
-        if deleted:
-            log.info("pruned the per-recipient results of %d batches", deleted)
+        events = await webhook_queries.prune(pool, settings.results_retention_days)
+        if deleted or events:
+            log.info("pruned the results of %d batches, %d webhook events", deleted, events)
 
 
 async def run(

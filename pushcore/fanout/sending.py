@@ -69,6 +69,7 @@ class Tally:
     reasons: Counter[str] = field(default_factory=Counter)
     invalid_ids: list[int] = field(default_factory=list)
     invalid_tokens: list[str] = field(default_factory=list)
+    invalid_reasons: list[str] = field(default_factory=list)  # for registrations.removed
     retry_ids: list[int] = field(default_factory=list)
     retry_after: float | None = None
     sender_error: str | None = None
@@ -145,6 +146,7 @@ async def _process(ctx: SendContext, row: Record) -> tuple[queries.BatchResult, 
         reasons=dict(tally.reasons),
         invalid_ids=tally.invalid_ids,
         invalid_tokens=tally.invalid_tokens,
+        invalid_reasons=tally.invalid_reasons,
         retry_ids=tally.retry_ids,
         retry_delay=delay,
         sender_error=tally.sender_error,
@@ -236,6 +238,7 @@ async def _deliver(ctx: SendContext, row: Record, tally: Tally) -> None:
             tally.answers[iid] = results.label(results.FAILED, "sender_error")
         tally.invalid_ids.clear()
         tally.invalid_tokens.clear()
+        tally.invalid_reasons.clear()
         tally.retry_ids.clear()
 
 
@@ -284,6 +287,7 @@ def _count(tally: Tally, reg: Registration, result: Result, last: bool, name: st
     elif outcome is Outcome.INVALID:
         tally.invalid_ids.append(reg.installation_id)
         tally.invalid_tokens.append(reg.token)
+        tally.invalid_reasons.append(result.reason)
         answer = results.label(results.INVALID, result.reason)
     elif outcome is Outcome.RETRY:
         if last:

@@ -33,6 +33,7 @@ RANK = {
     "pushcore.providers": 2,
     "pushcore.db": 2,
     "pushcore.fanout": 3,
+    "pushcore.webhooks": 3,
     "pushcore.api": 4,
     "workers": 4,
     "pushcore.gateways": 5,

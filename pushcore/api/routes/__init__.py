@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from pushcore.api.routes import apps, health, installations, messages, results, users
+from pushcore.api.routes import (
+    apps,
+    health,
+    installations,
+    messages,
+    results,
+    users,
+    webhooks,
+)
 from pushcore.api.routing import Route
 
 ROUTES: list[Route] = [
@@ -12,4 +20,5 @@ ROUTES: list[Route] = [
     *users.ROUTES,
     *messages.ROUTES,
     *results.ROUTES,
+    *webhooks.ROUTES,
 ]
