@@ -197,9 +197,7 @@ class PushcoreClient:
 
     async def test_webhook(self, webhook_id: str) -> str:
         """Queue a ``webhook.test`` event; returns its ``webhook-id``."""
-        result: dict[str, Any] = await self._call(
-            "POST", f"{self._app}/webhooks/{webhook_id}/test"
-        )
+        result: dict[str, Any] = await self._call("POST", f"{self._app}/webhooks/{webhook_id}/test")
         return str(result["event_id"])
 
     async def webhook_deliveries(self, webhook_id: str, *, limit: int = 20) -> list[Any]:

@@ -4,8 +4,11 @@ nothing, while ordinary dead tokens keep being deleted."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,6 +41,16 @@ async def _devices(c: Campaign, platform: str, n: int, dead: int = 0) -> None:
         await c.register(platform, i, live=i >= dead)
 
 
+async def _settled(c: Campaign, message_id: str) -> dict[str, Any]:
+    """The message once every batch has written its results (nothing pending)."""
+    deadline = time.monotonic() + 30
+    while True:
+        msg = await c.message(message_id)
+        if msg["counts"]["pending"] == 0 or time.monotonic() > deadline:
+            return msg
+        await asyncio.sleep(0.2)
+
+
 async def test_misconfigured_app_deletes_nothing_and_fails(
     api: Client, strict_sims: Simulators, launch: Launch
 ) -> None:
@@ -49,6 +62,8 @@ async def test_misconfigured_app_deletes_nothing_and_fails(
     sent = await c.send(target={"all": True})
     msg = await c.wait(sent["message_id"])
     assert msg["status"] == "failed", msg
+    # the other platform's batch was in flight when the first one stopped the message
+    msg = await _settled(c, sent["message_id"])
     counts = msg["counts"]
     assert counts["invalid_removed"] == 0
     assert counts["delivered"] == 0

@@ -27,9 +27,10 @@ Event = Literal[
     "message.done",
     "registrations.removed",
     "tokens.invalid",
+    "interactions",
     "webhook.disabled",
 ]
-Events = Annotated[list[Event], Meta(min_length=1, max_length=5)]
+Events = Annotated[list[Event], Meta(min_length=1, max_length=6)]
 Url = Annotated[str, Meta(min_length=1, max_length=2048)]
 Description = Annotated[str, Meta(max_length=500)]
 
