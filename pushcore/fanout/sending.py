@@ -5,6 +5,10 @@ registration is deleted (``invalid_removed``); retry → a smaller retry batch a
 (``retrying``), or ``failed`` once PUSHCORE_MAX_ATTEMPTS is reached; permanent → ``failed``;
 sender error → the message stops as ``failed`` with the error, and nothing is deleted.
 Registrations deleted or disabled since planning count as ``failed`` (reason ``gone``).
+A batch answered mostly dead for a misconfiguration-class reason trips the deletion safety
+valve (:mod:`pushcore.fanout.valve`): a sender error, nothing deleted.  Every registration's
+answer also goes into the batch's per-recipient results (:mod:`pushcore.fanout.results`),
+written by the same finish statement.
 """
 
 from __future__ import annotations
