@@ -52,6 +52,13 @@ def policy_of(settings: Settings) -> Policy:
     )
 
 
+def lease_seconds(settings: Settings) -> float:
+    """How long a claimed event is this process's: its post's deadline and the time to
+    record it.  A record slower than that lets another process post it again (a duplicate
+    with the same ``webhook-id``, never a loss)."""
+    return 2 * settings.webhook_timeout_seconds + 5
+
+
 def backoff(
     attempt: int, *, base: float, cap: float, retry_after: float | None, rng: random.Random
 ) -> float:
@@ -140,7 +147,7 @@ class Deliverer:
                     rows = await queries.claim(
                         self.pool,
                         limit=free,
-                        lease_seconds=s.webhook_timeout_seconds + s.db_command_timeout + 5,
+                        lease_seconds=lease_seconds(s),
                         per_endpoint=s.webhook_endpoint_concurrency,
                         in_flight=dict(Counter(self._flights.values())),
                     )

@@ -35,7 +35,8 @@ class Receiver:
     status: int = 200
     retry_after: str | None = None
     gate: asyncio.Event | None = None  # when set up and not set, requests wait on it
-    received: list[Received] = field(default_factory=list)
+    received: list[Received] = field(default_factory=list)  # answered
+    arrived: list[str] = field(default_factory=list)  # webhook-ids of every request, on arrival
     in_flight: int = 0
     max_in_flight: int = 0
     port: int = 0
@@ -63,6 +64,7 @@ class Receiver:
 
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.read()
+        self.arrived.append(request.headers.get("webhook-id", ""))
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:

@@ -403,3 +403,29 @@ async def test_names_resolving_to_refused_addresses_are_not_connected() -> None:
         assert all(ipaddress.ip_address(r["host"]).is_loopback for r in found)
     finally:
         await allowed.close()
+
+
+async def test_a_worker_killed_mid_post_posts_again_with_the_same_id(
+    hook_api: Client, sims: Simulators, launch: Launch, receiver: Receiver
+) -> None:
+    c = Campaign(hook_api, sims)
+    await c.create_app()
+    hook = await _hook(c, receiver.url, ["message.done"])
+    await c.register("ios", 1)
+    receiver.gate = asyncio.Event()  # the post stays in flight until the test opens it
+    settings = {"PUSHCORE_WEBHOOK_TIMEOUT_SECONDS": "1", **FAST}
+    worker = await launch(sims, **settings)
+    sent = await c.send(target={"all": True})
+    await c.wait(sent["message_id"])
+    await receiver.wait_for(lambda: receiver.arrived)
+    [first] = receiver.arrived
+    worker.kill()  # SIGKILL while its post is held: nothing recorded
+    receiver.gate.set()
+    worker.start()  # the event's lease runs out; the restarted worker posts it again
+    await receiver.wait_for(lambda: len(receiver.arrived) >= 2)
+    await receiver.wait_for(lambda: receiver.received)
+    # at least once, and every copy under the same webhook-id (the killed worker's request
+    # may also have been answered, after its sender was gone)
+    assert set(receiver.arrived) == {first}
+    assert {r.id for r in receiver.received} == {first}
+    assert verify(hook["secret"], receiver.received[0])["data"]["message_id"] == sent["message_id"]
