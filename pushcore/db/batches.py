@@ -302,7 +302,7 @@ WITH input AS (
     FROM pm JOIN merr ON merr.message_id = pm.message_id
          LEFT JOIN rs ON rs.message_id = pm.message_id
     WHERE m.id = pm.message_id
-    RETURNING m.*
+    RETURNING {MESSAGE_COLUMNS}
 ), hook_status AS ({STATUS_EVENTS}
 ), hook_removed AS ({REMOVED_EVENTS}
 ), hook_tokens AS ({TOKEN_EVENTS}
@@ -348,6 +348,7 @@ _TOKENS = f"""(
     GROUP BY d.bid, b.app_id, u.public_id, (d.n - 1) / {WEBHOOK_LIST}) ev"""
 _FINISH = (
     _FINISH.replace("{MAX_ERRORS}", str(MAX_ERRORS))
+    .replace("{MESSAGE_COLUMNS}", webhooks.MESSAGE_COLUMNS)
     .replace(
         "{STATUS_EVENTS}",
         webhooks.status_events("upd u JOIN mm ON mm.id = u.id", "mm.old_status"),

@@ -91,7 +91,7 @@ async def stuck_messages(pool: Pool, requeue_after: float, limit: int) -> list[i
             UPDATE messages m SET status = CASE WHEN m.status = 'scheduled' THEN 'queued'
                                                 ELSE m.status END
             FROM old WHERE m.id = old.id
-            RETURNING m.*
+            RETURNING {webhooks.MESSAGE_COLUMNS}
         ), hooks AS ({webhooks.status_events("c u JOIN old ON old.id = u.id", "old.status")}
         )
         SELECT c.id FROM c

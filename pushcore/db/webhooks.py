@@ -51,6 +51,9 @@ def message_data(m: str) -> str:
 
 
 FINAL_STATUSES = "('done', 'failed', 'cancelled')"
+# the messages columns message_data reads (a RETURNING list: not the request and its tokens)
+MESSAGE_COLUMNS = """m.id, m.app_id, m.public_id, m.status, m.targeted, m.delivered,
+    m.invalid_removed, m.invalid, m.failed, m.retrying, m.opened, m.failure_reasons, m.errors"""
 
 
 def status_events(updated: str, old_status: str) -> str:
