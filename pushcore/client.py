@@ -1,8 +1,10 @@
-"""A small async client for upstream systems: send, follow and cancel messages; link users.
+"""A small async client for upstream systems: send (also to raw tokens), follow and cancel
+messages, read per-recipient results, manage webhooks; link users.
 
     async with PushcoreClient("https://push.internal", app_code, server_key) as push:
         message = await push.send({"external_user_ids": ["42"]}, {"title": "Hi"})
         report = await push.wait(message["message_id"], timeout=300)
+        async for failed in push.results(message["message_id"], outcome="failed"): ...
 
 Errors answered by the API raise :class:`ClientError` with the API's ``code``, ``message``
 and ``field``; network problems raise it with ``status`` 0.  Every call has a timeout.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -133,6 +136,76 @@ class PushcoreClient:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"message {message_id} still {msg['status']}")
             await asyncio.sleep(interval)
+
+    async def results_page(
+        self,
+        message_id: str,
+        *,
+        outcome: str | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> dict[str, Any]:
+        """One page of per-recipient results: ``{"results": [...], "next_cursor"}``;
+        ``outcome``: delivered, invalid or failed."""
+        query = urlencode(
+            {k: v for k, v in {"outcome": outcome, "cursor": cursor, "limit": limit}.items() if v}
+        )
+        result: dict[str, Any] = await self._call(
+            "GET", f"{self._app}/messages/{message_id}/results?{query}"
+        )
+        return result
+
+    async def results(
+        self, message_id: str, *, outcome: str | None = None, page_size: int = 1000
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every per-recipient result of a message (of one ``outcome``), page after page."""
+        cursor: str | None = None
+        while True:
+            page = await self.results_page(
+                message_id, outcome=outcome, cursor=cursor, limit=page_size
+            )
+            for item in page["results"]:
+                yield item
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return
+
+    # --- webhooks ------------------------------------------------------------------------
+
+    async def create_webhook(
+        self, url: str, events: list[str], *, description: str | None = None
+    ) -> dict[str, Any]:
+        """Register an endpoint; the answer's ``secret`` (whsec_…) is shown only here."""
+        body: dict[str, Any] = {"url": url, "events": events}
+        if description is not None:
+            body["description"] = description
+        result: dict[str, Any] = await self._call("POST", f"{self._app}/webhooks", body)
+        return result
+
+    async def webhooks(self) -> list[dict[str, Any]]:
+        result: dict[str, Any] = await self._call("GET", f"{self._app}/webhooks")
+        return list(result["webhooks"])
+
+    async def update_webhook(self, webhook_id: str, **changes: Any) -> dict[str, Any]:
+        """``changes``: url, events, description, enabled."""
+        result: dict[str, Any] = await self._call(
+            "PATCH", f"{self._app}/webhooks/{webhook_id}", changes
+        )
+        return result
+
+    async def delete_webhook(self, webhook_id: str) -> None:
+        await self._call("DELETE", f"{self._app}/webhooks/{webhook_id}")
+
+    async def test_webhook(self, webhook_id: str) -> str:
+        """Queue a ``webhook.test`` event; returns its ``webhook-id``."""
+        result: dict[str, Any] = await self._call("POST", f"{self._app}/webhooks/{webhook_id}/test")
+        return str(result["event_id"])
+
+    async def webhook_deliveries(self, webhook_id: str, *, limit: int = 20) -> list[Any]:
+        result: dict[str, Any] = await self._call(
+            "GET", f"{self._app}/webhooks/{webhook_id}/deliveries?limit={limit}"
+        )
+        return list(result["deliveries"])
 
     # --- users ---------------------------------------------------------------------------
 

@@ -189,6 +189,12 @@ class Settings:
     )
 
     # --- fan-out ------------------------------------------------------------------------
+    results_retention_days: int = setting(
+        "RESULTS_RETENTION_DAYS",
+        30,
+        _int(1, 3650),
+        "Per-recipient results (GET …/messages/{id}/results) are kept this many days.",
+    )
     broker: str = setting(
         "BROKER", "redis", _choice("redis", "rabbitmq"), "Dramatiq broker: redis or rabbitmq."
     )
@@ -251,6 +257,21 @@ class Settings:
         30.0,
         _float(0.1, 3600),
         "How long such a pause lasts; a batch failing the same way right after it pauses again.",
+    )
+    deletion_valve_share: float = setting(
+        "DELETION_VALVE_SHARE",
+        0.5,
+        _float(0.0, 1.0),
+        "Deletion safety valve: when more than this share of a batch's registrations are "
+        "answered dead for a reason a misconfiguration also gives (FCM SENDER_ID_MISMATCH, "
+        "APNs DeviceTokenNotForTopic or BadDeviceToken), the message stops as failed and "
+        "that batch deletes nothing (1 turns the valve off).",
+    )
+    deletion_valve_min_registrations: int = setting(
+        "DELETION_VALVE_MIN_REGISTRATIONS",
+        100,
+        _int(1, 1_000_000),
+        "The deletion safety valve judges only batches of at least this many registrations.",
     )
     lease_seconds: float = setting(
         "LEASE_SECONDS",
@@ -324,6 +345,58 @@ class Settings:
         _float(0.001, 10),
         "CPU seconds a template render may take per recipient (all fields); a recipient over "
         "it counts failed with reason template_error.",
+    )
+    webhook_concurrency: int = setting(
+        "WEBHOOK_CONCURRENCY",
+        32,
+        _int(1, 1000),
+        "Webhook deliveries in flight per worker process, over all endpoints.",
+    )
+    webhook_endpoint_concurrency: int = setting(
+        "WEBHOOK_ENDPOINT_CONCURRENCY",
+        4,
+        _int(1, 100),
+        "Webhook deliveries in flight per endpoint and worker process: a slow receiver holds "
+        "no more slots than this.",
+    )
+    webhook_timeout_seconds: float = setting(
+        "WEBHOOK_TIMEOUT_SECONDS",
+        10.0,
+        _float(0.5, 120.0),
+        "Deadline of one webhook delivery (connect, send, answer); past it the attempt failed.",
+    )
+    webhook_retry_base_seconds: float = setting(
+        "WEBHOOK_RETRY_BASE_SECONDS",
+        5.0,
+        _float(0.01, 3600.0),
+        "First webhook retry back-off (doubles per attempt, with jitter; a longer "
+        "Retry-After wins).",
+    )
+    webhook_retry_max_seconds: float = setting(
+        "WEBHOOK_RETRY_MAX_SECONDS",
+        3600.0,
+        _float(0.01, 86_400.0),
+        "Longest back-off between two attempts of a webhook event.",
+    )
+    webhook_retry_window_seconds: float = setting(
+        "WEBHOOK_RETRY_WINDOW_SECONDS",
+        86_400.0,
+        _float(1.0, 7 * 86_400.0),
+        "A webhook event is retried this long after it was written, then given up; an "
+        "endpoint failing for this long is disabled (webhook.disabled).",
+    )
+    webhook_poll_seconds: float = setting(
+        "WEBHOOK_POLL_SECONDS",
+        1.0,
+        _float(0.05, 60.0),
+        "How often an idle worker process looks for webhook events due.",
+    )
+    webhook_allow_private: bool = setting(
+        "WEBHOOK_ALLOW_PRIVATE",
+        False,
+        _bool,
+        "Allow webhook endpoints on private, link-local and reserved addresses (loopback "
+        "stays behind PUSHCORE_WEBPUSH_ALLOW_LOOPBACK).",
     )
     max_in_flight: int = setting(
         "MAX_IN_FLIGHT",

@@ -3,7 +3,8 @@
 The AsyncIO middleware runs one event loop thread per worker process; the asyncpg pool and
 the HTTP/2 transports must live on that loop, so they are created in this middleware's
 ``after_worker_boot`` (the AsyncIO middleware starts the loop in ``before_worker_boot``).
-The reaper runs as a task on the same loop.
+The reaper and the webhook delivery loop (:mod:`pushcore.webhooks.delivery`) run as tasks
+on the same loop.
 
 Shutdown order matters.  On SIGTERM Dramatiq's ``Worker.stop`` emits
 ``before_worker_shutdown``, then waits (up to its worker shutdown timeout) for the worker
@@ -38,6 +39,7 @@ from pushcore.providers import registry
 from pushcore.providers.base import Provider
 from pushcore.transport.base import Transport
 from pushcore.transport.curl import CurlTransport
+from pushcore.webhooks.delivery import Deliverer
 from workers.broker import QUEUES
 from workers.enqueue import DramatiqEnqueuer
 
@@ -112,6 +114,7 @@ class WorkerResources(dramatiq.Middleware):
         self._context: SendContext | None = None
         self._lane: Lane | None = None
         self._reaper: asyncio.Task[None] | None = None
+        self._webhooks: Deliverer | None = None
 
     def context(self) -> SendContext:
         if self._context is None:
@@ -142,6 +145,8 @@ class WorkerResources(dramatiq.Middleware):
         lane_ctx = dataclasses.replace(self._context, transports=lane_transports, priority=None)
         self._lane = Lane(lane_ctx, priority)
         await self._lane.start()
+        self._webhooks = Deliverer(pool, s)
+        await self._webhooks.start()
         self._reaper = asyncio.get_running_loop().create_task(
             reaper.run(pool, self.settings, self._context.enqueuer, partial(_depths, broker))
         )
@@ -153,6 +158,8 @@ class WorkerResources(dramatiq.Middleware):
             thread.run_coroutine(self._stop_reaper())
         if thread is not None and self._lane is not None:
             thread.run_coroutine(self._stop_lane())
+        if thread is not None and self._webhooks is not None:
+            thread.run_coroutine(self._stop_webhooks())
 
     def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         # the worker threads are done (or past Dramatiq's shutdown timeout): close the rest
@@ -166,6 +173,11 @@ class WorkerResources(dramatiq.Middleware):
             s = self.settings
             await self._lane.stop(timeout=s.send_timeout_seconds + s.db_command_timeout)
 
+    async def _stop_webhooks(self) -> None:
+        if self._webhooks is not None:
+            await self._webhooks.stop(timeout=self.settings.webhook_timeout_seconds)
+            self._webhooks = None
+
     async def _stop_reaper(self) -> None:
         if self._reaper is not None:
             self._reaper.cancel()
@@ -175,6 +187,7 @@ class WorkerResources(dramatiq.Middleware):
 
     async def _close(self) -> None:
         await self._stop_reaper()
+        await self._stop_webhooks()
         if self._lane is not None:
             await self._stop_lane()
             lane_transports = self._lane.ctx.transports

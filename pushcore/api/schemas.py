@@ -291,6 +291,7 @@ class Counts(Struct, kw_only=True):
     targeted: int
     delivered: int
     invalid_removed: int
+    invalid: int  # raw tokens answered dead (in no registry: nothing removed)
     failed: int
     retrying: int
     pending: int

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pushcore.db import webhooks
 from pushcore.db.pool import Pool, Record
 from pushcore.db.recipients import RECIPIENT_JSON
 
@@ -20,20 +21,23 @@ MAX_ERRORS = 20
 
 
 # What a claim loads for each batch ``b`` (a CTE of claimed batch rows): the registrations
-# still there, the message's state and notification, and the credentials of the batch's
-# platform; for a message with per-recipient content (its notification has ``templated``),
-# also what its templates read of each recipient, in the order of the ids (with the
-# recipient's own data of a ``recipients`` send).  For any other
-# message that lateral is a one-time filter that is false: no scan, no cost.
+# still there (a raw-token batch carries its addresses: ids -1, -2, ...), the message's
+# state and notification, and the credentials of the batch's platform; for a message with
+# per-recipient content (its notification has ``templated``), also what its templates read
+# of each recipient, in the order of the ids (with the recipient's own data of a
+# ``recipients`` send).  For any other message that lateral is a one-time filter that is
+# false: no scan, no cost.  (Raw-token sends never carry templates: submit refuses them.)
 _LOADED = (
     """
 SELECT b.id, b.claims, b.message_id, b.app_id, b.platform, b.attempt,
-       cardinality(b.installation_ids) AS size,
+       cardinality(b.installation_ids) AS size, b.installation_ids AS planned,
        m.status, m.notification, m.expires_at < now() AS expired,
        extract(epoch FROM now() - coalesce(m.send_at, m.created_at))::float8 AS age,
        extract(epoch FROM m.expires_at - now())::float8 AS ttl_left,
        c.updated_at AS credentials_version, c.credentials,
-       r.ids, r.tokens, r.p256dh, r.auth, t.recipients
+       CASE WHEN b.raw_tokens IS NULL THEN r.ids ELSE b.installation_ids END AS ids,
+       coalesce(b.raw_tokens, r.tokens) AS tokens, coalesce(b.raw_p256dh, r.p256dh) AS p256dh,
+       coalesce(b.raw_auth, r.auth) AS auth, t.recipients
 FROM b
 JOIN messages m ON m.id = b.message_id
 LEFT JOIN app_credentials c ON c.app_id = b.app_id AND c.platform = b.platform
@@ -43,7 +47,7 @@ CROSS JOIN LATERAL (
            coalesce(array_agg(i.p256dh ORDER BY i.id), '{}') AS p256dh,
            coalesce(array_agg(i.auth ORDER BY i.id), '{}') AS auth
     FROM installations i
-    WHERE i.id = ANY(b.installation_ids) AND i.push_enabled
+    WHERE b.raw_tokens IS NULL AND i.id = ANY(b.installation_ids) AND i.push_enabled
 ) r
 LEFT JOIN LATERAL (
     SELECT jsonb_agg("""
@@ -58,7 +62,8 @@ LEFT JOIN LATERAL (
 ) t ON true
 """
 )
-_CLAIMED = """b.id, b.claims, b.message_id, b.app_id, b.platform, b.attempt, b.installation_ids"""
+_CLAIMED = """b.id, b.claims, b.message_id, b.app_id, b.platform, b.attempt, b.installation_ids,
+    b.tokens AS raw_tokens, b.p256dh AS raw_p256dh, b.auth AS raw_auth"""
 _CLAIMABLE = """(b.state = 'queued' OR (b.state = 'sending' AND b.lease_until < now()))
   AND (b.not_before IS NULL OR b.not_before <= now() + interval '1 second')
   AND NOT EXISTS (SELECT 1 FROM provider_pauses p WHERE p.app_id = b.app_id
@@ -138,9 +143,13 @@ class BatchResult:
     reasons: dict[str, int]
     invalid_ids: list[int]
     invalid_tokens: list[str]
+    invalid_reasons: list[str]
     retry_ids: list[int]
     retry_delay: float
     sender_error: str | None
+    # per-recipient results (batch_results): distinct labels, one byte per planned id
+    labels: list[str]
+    codes: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,9 +178,9 @@ async def finish(pool: Pool, results: list[BatchResult]) -> Finished:
     are locked in id order, so two workers writing overlapping messages cannot deadlock."""
     results = sorted(results, key=lambda r: r.batch_id)
     inv = [
-        (r.batch_id, i, t)
+        (r.batch_id, i, t, why)
         for r in results
-        for i, t in zip(r.invalid_ids, r.invalid_tokens, strict=True)
+        for i, t, why in zip(r.invalid_ids, r.invalid_tokens, r.invalid_reasons, strict=True)
     ]
     retry = [(r.batch_id, i) for r in results for i in r.retry_ids]
     row = await pool.fetchrow(
@@ -183,11 +192,15 @@ async def finish(pool: Pool, results: list[BatchResult]) -> Finished:
         [r.reasons for r in results],
         [r.sender_error for r in results],
         [r.retry_delay for r in results],
-        [b for b, _, _ in inv],
-        [i for _, i, _ in inv],
-        [t for _, _, t in inv],
+        [b for b, _, _, _ in inv],
+        [i for _, i, _, _ in inv],
+        [t for _, _, t, _ in inv],
         [b for b, _ in retry],
         [i for _, i in retry],
+        [r.codes for r in results],
+        # a dict, not the list itself: asyncpg would take a list of lists for a 2-D array
+        [{"labels": r.labels} for r in results],
+        [why for _, _, _, why in inv],
     )
     assert row is not None  # the final SELECT always returns one row
     return Finished(
@@ -203,8 +216,8 @@ async def finish(pool: Pool, results: list[BatchResult]) -> Finished:
 _FINISH = """
 WITH input AS (
     SELECT * FROM unnest($1::bigint[], $2::int[], $3::int[], $4::int[], $5::jsonb[],
-                         $6::text[], $7::float8[])
-        AS t(id, claim, delivered, failed, reasons, sender_error, retry_delay)
+                         $6::text[], $7::float8[], $13::bytea[], $14::jsonb[])
+        AS t(id, claim, delivered, failed, reasons, sender_error, retry_delay, codes, labels)
 ), retry_in AS (
     SELECT r.bid, array_agg(r.iid ORDER BY r.iid) AS ids
     FROM unnest($11::bigint[], $12::bigint[]) AS r(bid, iid) GROUP BY r.bid
@@ -215,9 +228,11 @@ WITH input AS (
     WHERE bt.id = i.id AND bt.claims = i.claim AND bt.state = 'sending'
     RETURNING bt.id, bt.message_id, bt.app_id, bt.platform, bt.attempt, bt.lane,
               cardinality(bt.installation_ids) AS size, i.delivered, i.failed, i.reasons,
-              i.sender_error, i.retry_delay, ri.ids AS retry_ids
+              i.sender_error, i.retry_delay, ri.ids AS retry_ids, i.codes, i.labels,
+              bt.installation_ids AS planned, bt.tokens AS raw_tokens, bt.p256dh AS raw_p256dh,
+              bt.auth AS raw_auth
 ), mm AS (
-    SELECT m.id, m.status IN ('queued', 'sending') AS open
+    SELECT m.id, m.status IN ('queued', 'sending') AS open, m.status AS old_status
     FROM messages m WHERE m.id IN (SELECT message_id FROM b)
     ORDER BY m.id
     FOR UPDATE OF m
@@ -225,12 +240,29 @@ WITH input AS (
     SELECT b.message_id, min(b.sender_error) AS sender_error FROM b GROUP BY b.message_id
 ), del AS (
     DELETE FROM installations i
-    USING unnest($8::bigint[], $9::bigint[], $10::text[]) AS d(bid, id, token), b
-    WHERE b.id = d.bid AND i.id = d.id AND i.token = d.token AND i.app_id = b.app_id
-    RETURNING d.bid
+    USING unnest($8::bigint[], $9::bigint[], $10::text[], $15::text[])
+          AS d(bid, id, token, reason), b
+    WHERE b.id = d.bid AND d.id > 0 AND i.id = d.id AND i.token = d.token
+      AND i.app_id = b.app_id
+    RETURNING d.bid, i.id, i.public_id, i.user_id, d.reason
+), del_raw AS (
+    -- a dead raw token deletes the app's registration of the same address, if any
+    DELETE FROM installations i
+    USING unnest($8::bigint[], $9::bigint[], $10::text[], $15::text[])
+          AS d(bid, id, token, reason), b
+    WHERE b.id = d.bid AND d.id < 0 AND b.raw_tokens IS NOT NULL AND i.app_id = b.app_id
+      AND i.platform = b.platform AND i.token_digest = token_digest(d.token)
+      AND i.token = d.token
+    RETURNING d.bid, i.id, i.public_id, i.user_id, d.reason
+), removed AS (
+    -- what the results route shows of a deleted registration: its row is gone
+    SELECT del.bid, jsonb_object_agg(del.id::text, jsonb_build_array(del.public_id,
+                                                                     u.external_id)) AS ids
+    FROM del LEFT JOIN users u ON u.id = del.user_id GROUP BY del.bid
 ), pb AS (
     SELECT b.id, b.message_id, b.app_id, b.platform, b.attempt, b.lane, b.size,
-           b.delivered, b.failed, b.reasons, b.retry_delay, b.retry_ids,
+           b.delivered, b.failed, b.reasons, b.retry_delay, b.retry_ids, b.codes, b.labels,
+           b.planned, b.raw_tokens, b.raw_p256dh, b.raw_auth, b.raw_tokens IS NOT NULL AS raw,
            (SELECT count(*) FROM del WHERE del.bid = b.id) AS deleted,
            (SELECT count(*) FROM unnest($8::bigint[]) AS x(bid) WHERE x.bid = b.id) AS invalid_n,
            coalesce(cardinality(b.retry_ids), 0) AS retry_n,
@@ -238,17 +270,40 @@ WITH input AS (
     FROM b JOIN mm ON mm.id = b.message_id JOIN merr ON merr.message_id = b.message_id
 ), retry AS (
     INSERT INTO batches (message_id, app_id, platform, installation_ids, attempt, not_before,
-                         lane)
+                         lane, tokens, p256dh, auth)
     SELECT pb.message_id, pb.app_id, pb.platform, pb.retry_ids, pb.attempt + 1,
-           now() + make_interval(secs => pb.retry_delay), pb.lane
+           now() + make_interval(secs => pb.retry_delay), pb.lane,
+           -- a raw-token retry takes its addresses along, in the order of its ids
+           CASE WHEN pb.raw THEN ARRAY(
+               SELECT pb.raw_tokens[x.k] FROM unnest(pb.planned) WITH ORDINALITY AS x(id, k)
+               WHERE x.id = ANY(pb.retry_ids) ORDER BY x.id) END,
+           CASE WHEN pb.raw THEN ARRAY(
+               SELECT pb.raw_p256dh[x.k] FROM unnest(pb.planned) WITH ORDINALITY AS x(id, k)
+               WHERE x.id = ANY(pb.retry_ids) ORDER BY x.id) END,
+           CASE WHEN pb.raw THEN ARRAY(
+               SELECT pb.raw_auth[x.k] FROM unnest(pb.planned) WITH ORDINALITY AS x(id, k)
+               WHERE x.id = ANY(pb.retry_ids) ORDER BY x.id) END
     FROM pb WHERE pb.retried
     RETURNING id, platform, lane, extract(epoch FROM not_before - now())::float8 AS delay
+), results AS (
+    -- a retry that is not written (the message stopped) is the recipient's last answer:
+    -- its "retry/<reason>" label becomes "failed/not_retried:<reason>"
+    INSERT INTO batch_results (batch_id, message_id, attempt, labels, codes, removed)
+    SELECT pb.id, pb.message_id, pb.attempt,
+           ARRAY(SELECT CASE WHEN pb.retried THEN l
+                             ELSE regexp_replace(l, '^retry/', 'failed/not_retried:') END
+                 FROM jsonb_array_elements_text(pb.labels -> 'labels')
+                      WITH ORDINALITY AS x(l, k)
+                 ORDER BY k),
+           pb.codes, rm.ids
+    FROM pb LEFT JOIN removed rm ON rm.bid = pb.id
 ), pm AS (
     SELECT pb.message_id,
            sum(pb.delivered) AS delivered,
            sum(pb.failed) AS failed,
            sum(pb.deleted) AS deleted,
-           sum(pb.invalid_n - pb.deleted) AS token_changed,
+           sum(CASE WHEN pb.raw THEN pb.invalid_n ELSE 0 END) AS raw_invalid,
+           sum(CASE WHEN pb.raw THEN 0 ELSE pb.invalid_n - pb.deleted END) AS token_changed,
            sum(CASE WHEN pb.retried THEN 0 ELSE pb.retry_n END) AS not_retried,
            sum(CASE WHEN pb.retried THEN pb.retry_n ELSE 0 END)
              - sum(CASE WHEN pb.attempt > 0 THEN pb.size ELSE 0 END) AS retrying_delta,
@@ -265,6 +320,7 @@ WITH input AS (
     UPDATE messages m SET
         delivered = m.delivered + pm.delivered,
         invalid_removed = m.invalid_removed + pm.deleted,
+        invalid = m.invalid + pm.raw_invalid,
         failed = m.failed + pm.failed + pm.token_changed + pm.not_retried,
         retrying = m.retrying + pm.retrying_delta,
         open_batches = m.open_batches + pm.open_delta,
@@ -289,16 +345,73 @@ WITH input AS (
     FROM pm JOIN merr ON merr.message_id = pm.message_id
          LEFT JOIN rs ON rs.message_id = pm.message_id
     WHERE m.id = pm.message_id
-    RETURNING m.id, m.status
+    RETURNING {MESSAGE_COLUMNS}
+), hook_status AS ({STATUS_EVENTS}
+), hook_removed AS ({REMOVED_EVENTS}
+), hook_tokens AS ({TOKEN_EVENTS}
 )
 SELECT coalesce((SELECT array_agg(b.id ORDER BY b.id) FROM b), '{}') AS owned,
        coalesce((SELECT jsonb_object_agg(upd.id::text, upd.status) FROM upd), '{}') AS statuses,
        coalesce((SELECT jsonb_object_agg(x.bid::text, x.n)
-                 FROM (SELECT bid, count(*) AS n FROM del GROUP BY bid) x), '{}') AS deleted,
+                 FROM (SELECT bid, count(*) AS n
+                       FROM (SELECT bid FROM del UNION ALL SELECT bid FROM del_raw) d
+                       GROUP BY bid) x), '{}') AS deleted,
        coalesce((SELECT array_agg(id ORDER BY id) FROM retry WHERE NOT lane), '{}')
            AS retry_ids,
        coalesce((SELECT array_agg(platform ORDER BY id) FROM retry WHERE NOT lane), '{}')
            AS retry_platforms,
        coalesce((SELECT array_agg(delay ORDER BY id) FROM retry WHERE NOT lane), '{}')
            AS retry_delays
-""".replace("{MAX_ERRORS}", str(MAX_ERRORS))
+"""
+# Webhook events in the same statement (committed with the change they report): the
+# messages' status changes, registrations deleted as dead and dead raw tokens, up to
+# WEBHOOK_LIST items per event.
+WEBHOOK_LIST = 1000
+_REMOVED = f"""(
+    SELECT r.app_id, u.public_id AS message_id,
+           jsonb_agg(jsonb_build_object('installation_id', r.public_id,
+                     'external_user_id', r.external_id, 'platform', r.platform,
+                     'reason', r.reason) ORDER BY r.n) AS list
+    FROM (SELECT dl.*, b.app_id, b.platform, b.message_id, usr.external_id,
+                 row_number() OVER (PARTITION BY dl.bid ORDER BY dl.id) AS n
+          FROM (SELECT bid, id, public_id, user_id, reason FROM del
+                UNION ALL SELECT bid, id, public_id, user_id, reason FROM del_raw) dl
+          JOIN b ON b.id = dl.bid LEFT JOIN users usr ON usr.id = dl.user_id) r
+    JOIN upd u ON u.id = r.message_id
+    GROUP BY r.bid, r.app_id, u.public_id, (r.n - 1) / {WEBHOOK_LIST}) ev"""
+_TOKENS = f"""(
+    SELECT b.app_id, u.public_id AS message_id,
+           jsonb_agg(jsonb_build_object('platform', b.platform, 'token', d.token,
+                     'reason', d.reason) ORDER BY d.n) AS list
+    FROM (SELECT x.*, row_number() OVER (PARTITION BY x.bid ORDER BY x.id DESC) AS n
+          FROM unnest($8::bigint[], $9::bigint[], $10::text[], $15::text[])
+               AS x(bid, id, token, reason) WHERE x.id < 0) d
+    JOIN b ON b.id = d.bid AND b.raw_tokens IS NOT NULL
+    JOIN upd u ON u.id = b.message_id
+    GROUP BY d.bid, b.app_id, u.public_id, (d.n - 1) / {WEBHOOK_LIST}) ev"""
+_FINISH = (
+    _FINISH.replace("{MAX_ERRORS}", str(MAX_ERRORS))
+    .replace("{MESSAGE_COLUMNS}", webhooks.MESSAGE_COLUMNS)
+    .replace(
+        "{STATUS_EVENTS}",
+        webhooks.status_events("upd u JOIN mm ON mm.id = u.id", "mm.old_status"),
+    )
+    .replace(
+        "{REMOVED_EVENTS}",
+        webhooks.outbox_insert(
+            _REMOVED,
+            app_id="ev.app_id",
+            type_="'registrations.removed'",
+            data="jsonb_build_object('message_id', ev.message_id, 'registrations', ev.list)",
+        ),
+    )
+    .replace(
+        "{TOKEN_EVENTS}",
+        webhooks.outbox_insert(
+            _TOKENS,
+            app_id="ev.app_id",
+            type_="'tokens.invalid'",
+            data="jsonb_build_object('message_id', ev.message_id, 'tokens', ev.list)",
+        ),
+    )
+)

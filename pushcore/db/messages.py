@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from pushcore.db import webhooks
 from pushcore.db.inbox import SEEN_COLUMN, InboxPlan
 from pushcore.db.lane import insert_planned
 from pushcore.db.pool import Connection, Pool, Record
@@ -27,7 +28,7 @@ class LanePlan:
 
 COLUMNS = (
     """
-    m.id, m.public_id, m.status, m.targeted, m.delivered, m.invalid_removed, m.failed,
+    m.id, m.public_id, m.status, m.targeted, m.delivered, m.invalid_removed, m.invalid, m.failed,
     m.retrying, m.opened, m.failure_reasons, m.errors, m.created_at, m.started_at,
     m.finished_at, m.send_at, m.platforms, m.inboxed, """
     + SEEN_COLUMN
@@ -161,15 +162,19 @@ async def recent(pool: Pool, app_id: int, *, limit: int, before: uuid.UUID | Non
     return rows
 
 
+# message.status (cancelled) and message.done, committed with the cancel
+_CANCEL_EVENTS = webhooks.status_events("m u JOIN target ON target.id = u.id", "target.status")
+
+
 async def cancel(pool: Pool, app_id: int, public_id: uuid.UUID) -> Record | None:
-    """Cancel: batches still queued are closed as failed (reason ``cancelled``) in the same
-    statement; batches being sent finish normally; the planner stops at its next step; the
-    message leaves the inboxes.
+    """Cancel: batches still queued are closed as failed (reason ``cancelled``, also in
+    their per-recipient results) in the same statement; batches being sent finish
+    normally; the planner stops at its next step; the message leaves the inboxes.
     Cancelling a finished message changes nothing.  None when there is no such message."""
     row: Record | None = await pool.fetchrow(
         f"""
         WITH target AS (
-            SELECT id FROM messages
+            SELECT id, status FROM messages
             WHERE app_id = $1 AND public_id = $2
               AND status IN ('scheduled', 'queued', 'sending')
             FOR UPDATE
@@ -177,7 +182,13 @@ async def cancel(pool: Pool, app_id: int, public_id: uuid.UUID) -> Record | None
             UPDATE batches b SET state = 'done', failed = cardinality(b.installation_ids),
                 finished_at = now()
             FROM target WHERE b.message_id = target.id AND b.state = 'queued'
-            RETURNING cardinality(b.installation_ids) AS n, b.attempt
+            RETURNING b.id, b.message_id, cardinality(b.installation_ids) AS n, b.attempt
+        ), results AS (
+            -- their per-recipient results: every one "failed/cancelled" (code 0)
+            INSERT INTO batch_results (batch_id, message_id, attempt, labels, codes)
+            SELECT closed.id, closed.message_id, closed.attempt, ARRAY['failed/cancelled'],
+                   decode(repeat('00', closed.n), 'hex')
+            FROM closed
         ), uninboxed AS (
             -- gone from every inbox (the entries follow by the cascade)
             DELETE FROM inbox_messages x USING target WHERE x.message_id = target.id
@@ -197,6 +208,7 @@ async def cancel(pool: Pool, app_id: int, public_id: uuid.UUID) -> Record | None
                                              jsonb_build_object('cancelled', totals.n))
             FROM target, totals WHERE m.id = target.id
             RETURNING m.*
+        ), hooks AS ({_CANCEL_EVENTS}
         )
         SELECT {COLUMNS} FROM m
         UNION ALL

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pushcore.db import webhooks
 from pushcore.db.pool import Pool, Record
 
 # Installations a primary_only send reaches: anonymous ones, and for each user the primary
@@ -59,17 +60,23 @@ _LIST_WRITE = _WRITE_TEMPLATE.replace("{cursor}", "$6::jsonb")
 
 async def claim(pool: Pool, message_id: int, lease_seconds: float) -> Record | None:
     """Take the message for planning (it is due, not planned, and nobody else's lease
-    holds); it becomes ``sending``."""
+    holds); it becomes ``sending`` (a ``message.status`` webhook event when it was
+    ``queued``)."""
     row: Record | None = await pool.fetchrow(
-        """
-        UPDATE messages m SET plan_claims = m.plan_claims + 1,
-            plan_lease_until = now() + make_interval(secs => $2),
-            status = 'sending', started_at = coalesce(m.started_at, now())
-        WHERE m.id = $1 AND NOT m.planned AND m.status IN ('queued', 'sending')
-          AND (m.send_at IS NULL OR m.send_at <= now())
-          AND (m.plan_lease_until IS NULL OR m.plan_lease_until < now())
-        RETURNING m.id, m.app_id, m.plan_claims, m.plan_cursor, m.request, m.platforms,
-                  m.primary_only
+        f"""
+        WITH old AS (SELECT id, status FROM messages WHERE id = $1), c AS (
+            UPDATE messages m SET plan_claims = m.plan_claims + 1,
+                plan_lease_until = now() + make_interval(secs => $2),
+                status = 'sending', started_at = coalesce(m.started_at, now())
+            WHERE m.id = $1 AND NOT m.planned AND m.status IN ('queued', 'sending')
+              AND (m.send_at IS NULL OR m.send_at <= now())
+              AND (m.plan_lease_until IS NULL OR m.plan_lease_until < now())
+            RETURNING m.*
+        ), hooks AS ({webhooks.status_events("c u JOIN old ON old.id = u.id", "old.status")}
+        )
+        SELECT c.id, c.app_id, c.plan_claims, c.plan_cursor, c.request, c.platforms,
+               c.primary_only
+        FROM c
         """,
         message_id,
         lease_seconds,
@@ -173,6 +180,66 @@ async def list_page(
         cursor,
         primary_only,
         platforms,
+    )
+    assert row is not None
+    return row
+
+
+async def tokens_page(
+    pool: Pool,
+    *,
+    message_id: int,
+    claim: int,
+    app_id: int,
+    batch_size: int,
+    platforms: list[str],
+    tokens: list[str],
+    p256dh: list[str | None],
+    auth: list[str | None],
+) -> Record:
+    """A raw-token target's batches, all in one statement.  The addresses are numbered
+    -1, -2, ... in the batches' ``installation_ids`` (no installation has a negative id) and
+    travel in the batch rows' ``tokens``, ``p256dh`` and ``auth``, aligned with them."""
+    row = await pool.fetchrow(
+        """
+        WITH page AS (
+            SELECT -t.k AS id, t.platform, t.token, t.p256dh, t.auth
+            FROM unnest($5::text[], $6::text[], $7::text[], $8::text[])
+                 WITH ORDINALITY AS t(platform, token, p256dh, auth, k)
+        ), guard AS (
+            SELECT id FROM messages WHERE id = $1 AND plan_claims = $2
+              AND status IN ('queued', 'sending') FOR UPDATE
+        ), numbered AS (
+            SELECT page.*, (row_number() OVER (PARTITION BY platform ORDER BY id) - 1) / $3 AS n
+            FROM page WHERE EXISTS (SELECT 1 FROM guard)
+        ), ins AS (
+            INSERT INTO batches (message_id, app_id, platform, installation_ids, tokens,
+                                 p256dh, auth)
+            SELECT $1, $4, platform, array_agg(id ORDER BY id), array_agg(token ORDER BY id),
+                   array_agg(p256dh ORDER BY id), array_agg(auth ORDER BY id)
+            FROM numbered GROUP BY platform, n
+            RETURNING id, platform, cardinality(installation_ids) AS size
+        ), upd AS (
+            UPDATE messages m SET
+                targeted = m.targeted + (SELECT coalesce(sum(size), 0) FROM ins),
+                open_batches = m.open_batches + (SELECT count(*) FROM ins),
+                -- written: a planner taking over after a crash writes them not again
+                plan_cursor = '{"tokens": "written"}'
+            FROM guard WHERE m.id = guard.id
+            RETURNING m.id
+        )
+        SELECT EXISTS (SELECT 1 FROM upd) AS owned,
+               coalesce((SELECT array_agg(id ORDER BY id) FROM ins), '{}') AS batch_ids,
+               coalesce((SELECT array_agg(platform ORDER BY id) FROM ins), '{}') AS platforms
+        """,
+        message_id,
+        claim,
+        batch_size,
+        app_id,
+        platforms,
+        tokens,
+        p256dh,
+        auth,
     )
     assert row is not None
     return row

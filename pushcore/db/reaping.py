@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pushcore.db import webhooks
 from pushcore.db.pool import Connection, Pool, Record
 
 # pg_try_advisory_lock key: only one reaper at a time across all worker processes/hosts.
@@ -76,11 +77,9 @@ async def stuck_messages(pool: Pool, requeue_after: float, limit: int) -> list[i
     """Messages whose planning must (re)start: scheduled ones now due, and unplanned ones
     whose plan job was lost or whose planner died (lease expired)."""
     rows = await pool.fetch(
-        """
-        UPDATE messages m SET status = CASE WHEN m.status = 'scheduled' THEN 'queued'
-                                            ELSE m.status END
-        WHERE m.id IN (
-            SELECT id FROM messages
+        f"""
+        WITH old AS (
+            SELECT id, status FROM messages
             WHERE NOT planned AND status IN ('scheduled', 'queued', 'sending')
               AND (send_at IS NULL OR send_at <= now())
               AND (status = 'scheduled'
@@ -88,8 +87,14 @@ async def stuck_messages(pool: Pool, requeue_after: float, limit: int) -> list[i
                        AND created_at < now() - make_interval(secs => $1))
                    OR plan_lease_until < now())
             LIMIT $2
+        ), c AS (
+            UPDATE messages m SET status = CASE WHEN m.status = 'scheduled' THEN 'queued'
+                                                ELSE m.status END
+            FROM old WHERE m.id = old.id
+            RETURNING {webhooks.MESSAGE_COLUMNS}
+        ), hooks AS ({webhooks.status_events("c u JOIN old ON old.id = u.id", "old.status")}
         )
-        RETURNING m.id
+        SELECT c.id FROM c
         """,
         requeue_after,
         limit,

@@ -24,6 +24,7 @@ from pushcore.db import inbox as inbox_queries
 from pushcore.db import planning as queries
 from pushcore.db.inbox import InboxPlan
 from pushcore.db.pool import Pool
+from pushcore.fanout import raw_tokens
 from pushcore.fanout.queue import BatchJob, Enqueuer
 from pushcore.fanout.request import InboxOptions
 from pushcore.fanout.targets import Target, TargetKind
@@ -61,8 +62,17 @@ async def plan(pool: Pool, settings: Settings, enqueuer: Enqueuer, message_id: i
         "batch_size": settings.batch_size,
         "primary_only": claimed["primary_only"],
     }
+    cursor = claimed["plan_cursor"]
     if not request.get("push", True):
         owned = True  # inbox only: no batches
+    elif kind is TargetKind.TOKENS and cursor.get("tokens") == "written":
+        owned = True  # a planner before this one wrote the batches, then died
+    elif kind is TargetKind.TOKENS:
+        assert target.tokens is not None
+        owned = await _plan_tokens(
+            pool, addresses=raw_tokens.addresses(target.tokens, check=False), common=common,
+            enqueuer=enqueuer, platforms=platforms,
+        )  # fmt: skip
     elif kind in (TargetKind.ALL, TargetKind.TAGS):
         owned = await _plan_keyset(
             pool,
@@ -70,7 +80,7 @@ async def plan(pool: Pool, settings: Settings, enqueuer: Enqueuer, message_id: i
             enqueuer=enqueuer,
             target=target,
             platforms=platforms,
-            cursor=claimed["plan_cursor"],
+            cursor=cursor,
             common=common,
         )
     else:
@@ -80,7 +90,7 @@ async def plan(pool: Pool, settings: Settings, enqueuer: Enqueuer, message_id: i
             kind=kind,
             target=target,
             platforms=platforms,
-            cursor=claimed["plan_cursor"],
+            cursor=cursor,
             common=common,
         )
     # The inbox after the push's batches are queued: the workers send while a tag
@@ -209,6 +219,31 @@ async def _plan_inbox(
         )
         if not owned:
             return False
+    return True
+
+
+async def _plan_tokens(
+    pool: Pool,
+    *,
+    enqueuer: Enqueuer,
+    addresses: list[raw_tokens.Address],
+    platforms: list[str],
+    common: dict[str, Any],
+) -> bool:
+    """A raw-token target: at most 10,000 addresses, written as batches in one statement
+    (the tokens travel in the batch rows: they are in no registry)."""
+    wanted = [a for a in addresses if a.platform in platforms]
+    row = await queries.tokens_page(
+        pool,
+        platforms=[a.platform for a in wanted],
+        tokens=[a.token for a in wanted],
+        p256dh=[a.p256dh for a in wanted],
+        auth=[a.auth for a in wanted],
+        **{k: v for k, v in common.items() if k != "primary_only"},
+    )
+    if not row["owned"]:
+        return False
+    await _enqueue(enqueuer, row)
     return True
 
 

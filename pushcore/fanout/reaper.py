@@ -7,7 +7,8 @@ message was lost, and starts planning of due scheduled messages and of messages 
 job was lost.  This is what makes a SIGKILLed worker or a flushed Redis harmless;
 Dramatiq's own Redis recovery (0.1% maintenance chance, 60 s heartbeat) is not relied upon.
 Once a day (cluster-wide, by the same clock) it also deletes stale registrations and inbox
-messages past their retention.
+messages past their retention, and once an hour per-recipient results and delivered or
+given-up webhook events older than PUSHCORE_RESULTS_RETENTION_DAYS.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from collections.abc import Awaitable, Callable
 
 from pushcore.config import Settings
 from pushcore.db import reaping
+from pushcore.db import results as result_queries
+from pushcore.db import webhooks as webhook_queries
 from pushcore.db.maintenance import prune_inbox, prune_stale
 from pushcore.db.pool import Connection, Pool
 from pushcore.fanout import metrics
@@ -28,6 +31,7 @@ log = logging.getLogger(__name__)
 
 SCAN_LIMIT = 10_000
 PRUNE_EVERY = 24 * 3600.0
+PRUNE_RESULTS_EVERY = 3600.0
 
 
 async def reap_once(pool: Pool, settings: Settings, enqueuer: Enqueuer) -> tuple[int, int]:
@@ -63,6 +67,11 @@ async def _due_passes(
         expired = await prune_inbox(pool, settings.inbox_retention_days)
         if expired:
             log.info("pruned %d inbox messages past the retention", expired)
+    if await reaping.claim_pass(conn, "prune_results", PRUNE_RESULTS_EVERY):
+        deleted = await result_queries.prune(pool, settings.results_retention_days)
+        events = await webhook_queries.prune(pool, settings.results_retention_days)
+        if deleted or events:
+            log.info("pruned the results of %d batches, %d webhook events", deleted, events)
 
 
 async def run(

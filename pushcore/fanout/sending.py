@@ -26,6 +26,11 @@ the whole batch again after the lease).
 A message with per-recipient content is rendered per recipient (``render.py``); a
 recipient whose render fails or whose payload is too large counts ``failed``
 (``template_error``, ``payload_too_large``).
+
+A batch answered mostly dead for a misconfiguration-class reason trips the deletion safety
+valve (:mod:`pushcore.fanout.valve`): a sender error, nothing deleted.  Every registration's
+answer also goes into the batch's per-recipient results (:mod:`pushcore.fanout.results`),
+written by the same finish statement.
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ from pushcore.db import batches as queries
 from pushcore.db import pauses
 from pushcore.db.lane import Waker
 from pushcore.db.pool import Pool, Record
-from pushcore.fanout import metrics
+from pushcore.fanout import metrics, results, valve
 from pushcore.fanout.backoff import retry_delay
 from pushcore.fanout.delivery import PerRecipient, deliver
 from pushcore.fanout.errors import DB_UNREACHABLE
@@ -103,6 +108,7 @@ class Tally:
     reasons: Counter[str] = field(default_factory=Counter)
     invalid_ids: list[int] = field(default_factory=list)
     invalid_tokens: list[str] = field(default_factory=list)
+    invalid_reasons: list[str] = field(default_factory=list)  # for registrations.removed
     retry_ids: list[int] = field(default_factory=list)
     retry_reasons: list[str] = field(default_factory=list)  # parallel to retry_ids
     retry_after: float | None = None
@@ -110,11 +116,21 @@ class Tally:
     sent: int = 0  # registrations sent to the provider
     retryable: int = 0  # of them, answered with a retryable outcome
     uncertain: int = 0  # retried although the provider may have processed them
+    # per-recipient results (pushcore.fanout.results): label per answered installation id,
+    # and the label of every loaded one when the whole batch was decided without sending
+    answers: dict[int, str] = field(default_factory=dict)
+    blanket: str | None = None
 
     def fail(self, reason: str, n: int = 1) -> None:
         if n:
             self.failed += n
             self.reasons[reason] += n
+
+    def fail_all(self, reason: str, n: int) -> None:
+        """The whole batch failed for one reason, before or instead of sending."""
+        self.fail(reason, n)
+        self.blanket = results.label(results.FAILED, reason)
+        self.answers.clear()
 
 
 async def send_batch(ctx: SendContext, batch_id: int) -> str | None:
@@ -157,9 +173,9 @@ async def _process(ctx: SendContext, row: Record) -> tuple[queries.BatchResult, 
     tally = Tally()
     tally.fail("gone", row["size"] - len(row["ids"]))
     if row["status"] not in ("queued", "sending"):
-        tally.fail(f"message_{row['status']}", len(row["ids"]))
+        tally.fail_all(f"message_{row['status']}", len(row["ids"]))
     elif row["expired"]:
-        tally.fail("expired", len(row["ids"]))
+        tally.fail_all("expired", len(row["ids"]))
     elif row["ids"]:
         await _deliver(ctx, row, tally)
     delay = 0.0
@@ -174,8 +190,11 @@ async def _process(ctx: SendContext, row: Record) -> tuple[queries.BatchResult, 
         if not _may_retry(ctx.settings, row, delay):
             for reason in tally.retry_reasons:
                 tally.fail(f"retries_exhausted:{reason}")
+            for iid, reason in zip(tally.retry_ids, tally.retry_reasons, strict=True):
+                tally.answers[iid] = results.label(results.FAILED, f"retries_exhausted:{reason}")
             tally.retry_ids.clear()
             tally.retry_reasons.clear()
+    encoded = results.encode(row["planned"], row["ids"], tally.answers, tally.blanket)
     result = queries.BatchResult(
         batch_id=row["id"],
         claim=row["claims"],
@@ -184,9 +203,12 @@ async def _process(ctx: SendContext, row: Record) -> tuple[queries.BatchResult, 
         reasons=dict(tally.reasons),
         invalid_ids=tally.invalid_ids,
         invalid_tokens=tally.invalid_tokens,
+        invalid_reasons=tally.invalid_reasons,
         retry_ids=tally.retry_ids,
         retry_delay=delay,
         sender_error=tally.sender_error,
+        labels=encoded.labels,
+        codes=encoded.codes,
     )
     return result, tally
 
@@ -341,7 +363,7 @@ async def _deliver(ctx: SendContext, row: Record, tally: Tally) -> None:
     except (ProviderError, msgspec.ValidationError) as exc:
         # credentials removed or unusable, or a payload the API should have refused
         tally.sender_error = f"{platform}: {exc}"
-        tally.fail("sender_error", len(ids))
+        tally.fail_all("sender_error", len(ids))
         return
     registrations = [
         Registration(installation_id=i, token=t, p256dh=k, auth=a)
@@ -353,7 +375,7 @@ async def _deliver(ctx: SendContext, row: Record, tally: Tally) -> None:
             return
     transport = ctx.transports.for_batch(platform, row["app_id"], provider)
     try:
-        results = await deliver(
+        answers = await deliver(
             provider,
             transport,
             rendered,
@@ -362,20 +384,25 @@ async def _deliver(ctx: SendContext, row: Record, tally: Tally) -> None:
         )
     except AuthError as exc:
         if exc.retryable:
-            results = [Result(Outcome.RETRY, "auth_unavailable")] * len(ids)
+            answers = [Result(Outcome.RETRY, "auth_unavailable")] * len(ids)
         else:
             tally.sender_error = f"{provider.name}: {exc}"
-            tally.fail("sender_error", len(ids))
+            tally.fail_all("sender_error", len(ids))
             return
-    at_most_once = ctx.settings.delivery_guarantee == "at-most-once"
     tally.sent = len(registrations)
-    for reg, result in zip(registrations, results, strict=True):
+    if _valve_tripped(ctx, tally, registrations, answers, provider.name):
+        return
+    at_most_once = ctx.settings.delivery_guarantee == "at-most-once"
+    for reg, result in zip(registrations, answers, strict=True):
         _count(tally, reg, result, at_most_once, provider.name)
     if tally.sender_error is not None:
         # a sender error deletes nothing and retries nothing: the message stops
         tally.fail("sender_error", len(tally.invalid_ids) + len(tally.retry_ids))
+        for iid in (*tally.invalid_ids, *tally.retry_ids):
+            tally.answers[iid] = results.label(results.FAILED, "sender_error")
         tally.invalid_ids.clear()
         tally.invalid_tokens.clear()
+        tally.invalid_reasons.clear()
         tally.retry_ids.clear()
         tally.retry_reasons.clear()
 
@@ -428,26 +455,72 @@ async def _per_recipient(
     return kept, PerRecipient(payloads)
 
 
+def _valve_tripped(
+    ctx: SendContext,
+    tally: Tally,
+    registrations: list[Registration],
+    answers: list[Result],
+    name: str,
+) -> bool:
+    """The deletion safety valve (:mod:`pushcore.fanout.valve`): when the batch's answers
+    look like our misconfiguration, count the batch as failed by a sender error, deleting
+    and retrying nothing, and say so."""
+    suspect = valve.suspect_reasons(answers)
+    total = sum(suspect.values())
+    if not valve.tripped(
+        total,
+        len(answers),
+        share=ctx.settings.deletion_valve_share,
+        minimum=ctx.settings.deletion_valve_min_registrations,
+    ):
+        return False
+    named = ", ".join(f"{n} {reason}" for reason, n in suspect.most_common())
+    tally.sender_error = (
+        f"{name}: deletion safety valve: {total} of {len(answers)} registrations answered "
+        f"dead ({named}); a wrong project, topic or environment? nothing deleted"
+    )
+    for reg, result in zip(registrations, answers, strict=True):
+        if result.outcome is Outcome.DELIVERED:
+            tally.delivered += 1
+            tally.answers[reg.installation_id] = results.label(results.DELIVERED, result.reason)
+            continue
+        reason = f"deletion_valve:{result.reason}" if result.suspect else "sender_error"
+        tally.fail(reason)
+        tally.answers[reg.installation_id] = results.label(results.FAILED, reason)
+    log.warning("%s", tally.sender_error)
+    return True
+
+
 def _count(tally: Tally, reg: Registration, result: Result, at_most_once: bool, name: str) -> None:
     outcome = result.outcome
+    answer = results.label(results.FAILED, result.reason)
     if outcome is Outcome.DELIVERED:
         tally.delivered += 1
+        answer = results.label(results.DELIVERED, result.reason)
     elif outcome is Outcome.INVALID:
         tally.invalid_ids.append(reg.installation_id)
         tally.invalid_tokens.append(reg.token)
+        tally.invalid_reasons.append(result.reason)
+        answer = results.label(results.INVALID, result.reason)
     elif outcome is Outcome.RETRY:
         tally.retryable += 1
         if result.reason in UNCERTAIN:
             if at_most_once:
                 tally.fail(f"uncertain:{result.reason}")
+                tally.answers[reg.installation_id] = results.label(
+                    results.FAILED, f"uncertain:{result.reason}"
+                )
                 return
             tally.uncertain += 1
         tally.retry_ids.append(reg.installation_id)
         tally.retry_reasons.append(result.reason)
+        answer = results.label(results.RETRY, result.reason)
         if result.retry_after is not None:
             tally.retry_after = max(tally.retry_after or 0.0, result.retry_after)
     elif outcome is Outcome.SENDER_ERROR:
         tally.sender_error = f"{name}: {result.reason} (HTTP {result.status})"
         tally.fail(f"sender_error:{result.reason}")
+        answer = results.label(results.FAILED, f"sender_error:{result.reason}")
     else:
         tally.fail(result.reason)
+    tally.answers[reg.installation_id] = answer

@@ -17,6 +17,7 @@ from pushcore.db import messages as queries
 from pushcore.db.inbox import InboxPlan
 from pushcore.db.messages import LanePlan
 from pushcore.db.pool import Pool, Record
+from pushcore.fanout import raw_tokens
 from pushcore.fanout.errors import InvalidSend
 from pushcore.fanout.planning import list_values
 from pushcore.fanout.providers import ProviderCache
@@ -40,10 +41,16 @@ def check(
     cost); without it they are built for this call."""
     _check_request(request)
     _check_inbox(request)
+    kind = request.target.kind()
+    if kind is TargetKind.TOKENS:
+        _check_raw_token_send(request)
     if not request.push:
         return []  # inbox only: no provider is involved, none needs credentials
     stored: dict[str, Any] = app["credentials"]
-    wanted = send_platforms(request.platforms, app)
+    if kind is TargetKind.TOKENS:
+        wanted = _raw_token_platforms(request, [p for p in registry.NAMES if p in stored])
+    else:
+        wanted = send_platforms(request.platforms, app)
     # per-recipient content: its templates checked, each variant as a recipient without
     # properties would get it (what differs per recipient is checked at send time)
     notifications = (
@@ -134,13 +141,44 @@ def send_platforms(requested: Sequence[str] | None, app: Record) -> list[str]:
     return wanted
 
 
+def _raw_token_platforms(request: SendRequestBase, configured: list[str]) -> list[str]:
+    """The platforms of a raw-token send: those of its tokens, each checked as a
+    registration, each configured for the app (and among ``platforms`` when given)."""
+    if request.primary_only:
+        raise InvalidSend("primary_only", "applies to registry targets, not to raw tokens")
+    assert request.target.tokens is not None
+    allowed = configured
+    if request.platforms is not None:
+        allowed = [p for p in configured if p in request.platforms]
+    for index, entry in enumerate(request.target.tokens):
+        if entry.platform not in allowed:
+            raise InvalidSend(
+                f"target.tokens[{index}].platform",
+                f"the app has no credentials for {entry.platform}"
+                if entry.platform not in configured
+                else f"{entry.platform} is not among platforms",
+            )
+    found = {a.platform for a in raw_tokens.addresses(request.target.tokens)}
+    return [p for p in registry.NAMES if p in found]
+
+
+def _check_raw_token_send(request: SendRequestBase) -> None:
+    """Raw tokens belong to no user and carry no device properties: no inbox for them, and
+    no per-recipient content (a template would have nothing of the recipient to read)."""
+    if request.inbox_options() is not None or not request.push:
+        raise InvalidSend("inbox", "raw tokens belong to no user, so they have no inbox")
+    if request.templated():
+        raise InvalidSend("notification", "templates need registered recipients, not raw tokens")
+
+
 def lane_plan(request: SendRequestBase, settings: Settings) -> LanePlan | None:
     """The lane's plan when the send is small enough to plan at once: a list target of at
     most PUSHCORE_LANE_MAX_TARGETS values, not scheduled (its inbox entries are written in
     the same statement).  Whole-app and tag targets, big lists and scheduled sends go
     through the planner."""
     kind = request.target.kind()
-    if kind in (TargetKind.ALL, TargetKind.TAGS) or request.send_at is not None:
+    if kind in (TargetKind.ALL, TargetKind.TAGS, TargetKind.TOKENS) or request.send_at is not None:
+        # raw tokens go through the planner: up to 10,000 of them are a campaign's batches
         return None
     values = list_values(kind, request.target)
     if len(values) > settings.lane_max_targets:

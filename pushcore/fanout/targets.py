@@ -9,10 +9,12 @@ from typing import Annotated, Literal
 import msgspec
 
 from pushcore.fields import Email, ExternalId, Msisdn, Tag
+from pushcore.providers.registry import Platform
 
 MAX_TARGET_LIST = 100_000
 RecipientKey = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 RecipientValue = Annotated[str, msgspec.Meta(max_length=1024)] | int | float | bool | None
+MAX_RAW_TOKENS = 10_000
 
 
 class TargetKind(enum.Enum):
@@ -23,6 +25,29 @@ class TargetKind(enum.Enum):
     MSISDNS = "msisdns"
     INSTALLATION_IDS = "installation_ids"
     RECIPIENTS = "recipients"
+    TOKENS = "tokens"
+
+
+class RawSubscriptionKeys(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    p256dh: Annotated[str, msgspec.Meta(max_length=128)]
+    auth: Annotated[str, msgspec.Meta(max_length=64)]
+
+
+class RawSubscription(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """A browser's ``PushSubscription.toJSON()``, as a registration carries it."""
+
+    endpoint: Annotated[str, msgspec.Meta(min_length=1, max_length=2048)]
+    keys: RawSubscriptionKeys
+    expirationTime: int | None = None
+
+
+class RawToken(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """One address the sender keeps itself: a push token (``ios``, ``android``) or a Web
+    Push subscription (``web``), checked as a registration would be."""
+
+    platform: Platform
+    token: Annotated[str, msgspec.Meta(min_length=1, max_length=4096)] | None = None
+    web_subscription: RawSubscription | None = None
 
 
 class Recipient(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
@@ -38,8 +63,10 @@ class Target(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=Tr
     installation matches on its own tags and its user's tags); ``{"external_user_ids": [...]}``;
     ``{"emails": [...]}``; ``{"msisdns": [...]}``; ``{"installation_ids": [...]}``;
     ``{"recipients": [{"external_user_id", "data"}, ...]}`` (users, each with values of its
-    own for the templates).  Lists hold up to 100,000 entries; duplicates are ignored (of a
-    user given twice in ``recipients``, the first entry counts)."""
+    own for the templates); ``{"tokens": [{"platform", "token" | "web_subscription"}]}``
+    (raw tokens, up to 10,000, not looked up in the registry).  Lists hold up to 100,000
+    entries; duplicates are ignored (of a user given twice in ``recipients``, the first
+    entry counts)."""
 
     all: Literal[True] | None = None
     tags: Annotated[list[Tag], msgspec.Meta(min_length=1, max_length=100)] | None = None
@@ -55,6 +82,9 @@ class Target(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=Tr
     ) = None
     installation_ids: (
         Annotated[list[uuid.UUID], msgspec.Meta(min_length=1, max_length=MAX_TARGET_LIST)] | None
+    ) = None
+    tokens: (
+        Annotated[list[RawToken], msgspec.Meta(min_length=1, max_length=MAX_RAW_TOKENS)] | None
     ) = None
 
     recipients: (

@@ -5,6 +5,12 @@
 new UUID), errors as ``{"reason": "..."}`` with Apple's statuses, 410 adding ``timestamp``
 (milliseconds since the epoch).  Device fates come from :mod:`pushcore.gateways.fates`.
 
+Misconfigurations, as Apple answers them: with ``ApnsOptions.device_topic`` set, every
+device belongs to that app, so any other (allowed) topic answers 400
+``DeviceTokenNotForTopic`` per token; a JWT signed by a key listed in
+``ApnsOptions.sandbox_keys`` (a key restricted to the other environment) answers 403
+``BadEnvironmentKeyInToken``.
+
 Not simulated: certificate authentication (no client certificates are asked for),
 ``TooManyProviderTokenUpdates``, per-topic key restrictions, ``DuplicateHeaders``.
 
@@ -53,11 +59,16 @@ _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}
 class ApnsOptions:
     """``keys``: key id -> PEM public key; when given, JWT signatures are verified and
     unknown key ids refused.  ``topics``: when given, other topics get 400 TopicDisallowed.
-    (JSON-able, so the granian engine can receive it through the environment.)"""
+    ``device_topic``: the app every simulated device token belongs to; another topic gets
+    400 DeviceTokenNotForTopic.  ``sandbox_keys``: key ids restricted to the other
+    environment (403 BadEnvironmentKeyInToken).  (JSON-able, so the granian engine can
+    receive it through the environment.)"""
 
     keys: dict[str, str] | None = None
     topics: list[str] | None = None
     record_payloads: bool = False  # keep accepted bodies per token (Counters.payloads)
+    device_topic: str | None = None
+    sandbox_keys: list[str] | None = None
 
 
 @dataclass(slots=True)
@@ -86,6 +97,7 @@ class ApnsSimulator:
             _check_headers(headers, self.options.topics)
             _check_payload(headers, request.body)
             fate = _check_token(token or "")
+            _check_device_topic(headers.get("apns-topic"), self.options.device_topic)
         except Reject as exc:
             return self._error(exc.status, exc.reason, apns_id, token or None)
         if fate is fates.Fate.DEAD:
@@ -134,8 +146,37 @@ class ApnsSimulator:
             raise Reject(403, "InvalidProviderToken") from exc
         if not isinstance(header.get("kid"), str) or not isinstance(claims.get("iss"), str):
             raise Reject(403, "InvalidProviderToken")
+        if self.options.sandbox_keys and header["kid"] in self.options.sandbox_keys:
+            raise Reject(403, "BadEnvironmentKeyInToken")
         if self.clock() - iat > TOKEN_MAX_AGE:
             raise Reject(403, "ExpiredProviderToken")
+
+
+def _check_device_topic(topic: str | None, device_topic: str | None) -> None:
+    if device_topic is not None and _app_topic(topic) != device_topic:
+        raise Reject(400, "DeviceTokenNotForTopic")
+
+
+def _app_topic(topic: str | None) -> str | None:
+    """The bundle id of a topic (``com.example.app.voip`` and the other push types' suffixes
+    belong to ``com.example.app``)."""
+    if topic is None:
+        return None
+    for suffix in _TOPIC_SUFFIXES:
+        if topic.endswith(suffix):
+            return topic[: -len(suffix)]
+    return topic
+
+
+# the suffixes of pushcore.providers.apns.TOPIC_SUFFIXES, longest first
+_TOPIC_SUFFIXES = (
+    ".push-type.liveactivity",
+    ".pushkit.fileprovider",
+    ".location-query",
+    ".complication",
+    ".voip-ptt",
+    ".voip",
+)
 
 
 def _check_token(token: str) -> fates.Fate:

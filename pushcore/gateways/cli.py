@@ -55,6 +55,16 @@ def _add_server_arguments(parser: argparse.ArgumentParser) -> None:
         "--workers", type=int, choices=range(1, 65), default=1, metavar="N",
         help="granian worker processes per simulator (counters are per worker)",
     )  # fmt: skip
+    parser.add_argument(
+        "--fcm-project", metavar="PROJECT",
+        help="the Firebase project the FCM simulator plays: sends through another project "
+        "answer SENDER_ID_MISMATCH (default: any project)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--apns-device-topic", metavar="TOPIC",
+        help="the app every simulated APNs device belongs to: other topics answer "
+        "DeviceTokenNotForTopic (default: any topic)",
+    )  # fmt: skip
 
 
 def _add_fault_arguments(parser: argparse.ArgumentParser) -> None:
@@ -163,6 +173,8 @@ async def _serve(args: argparse.Namespace) -> int:
     import asyncio
     import signal
 
+    from pushcore.gateways.apns import ApnsOptions
+    from pushcore.gateways.fcm import FcmOptions
     from pushcore.gateways.granian_engine import GranianStartError
     from pushcore.gateways.simulators import Simulators
 
@@ -184,6 +196,8 @@ async def _serve(args: argparse.Namespace) -> int:
             ca_dir=args.ca_dir,
             faults=faults,
             transport_faults=transport_faults,
+            apns=ApnsOptions(device_topic=args.apns_device_topic),
+            fcm=FcmOptions(project=args.fcm_project),
             workers=args.workers,
         ) as sims:
             for sim in sims:

@@ -14,7 +14,11 @@ A message targets exactly one of ``token``, ``fid`` (a Firebase installation id,
 firebase-admin 7.7 sends in place of the now deprecated ``token``), ``topic`` or
 ``condition``; a ``fid`` has the same fates as a token.
 
-Not simulated: per-project quotas, SENDER_ID_MISMATCH, topic/condition syntax checks.
+With ``FcmOptions.project`` set, the simulator plays that one Firebase project: every
+token sent through another project's URL answers 403 ``SENDER_ID_MISMATCH`` (the token was
+registered for another sender), as FCM does for an app configured with the wrong project.
+
+Not simulated: per-project quotas, topic/condition syntax checks.
 
 Pure: no I/O.
 """
@@ -63,11 +67,14 @@ _AUTH_HELP = (
 class FcmOptions:
     """``keys``: private_key_id -> PEM public key of service accounts; when given, the
     assertion's signature is verified.  ``static_tokens``: access tokens accepted without
-    going through ``/token`` (handy for h2load and curl)."""
+    going through ``/token`` (handy for h2load and curl).  ``project``: the project the
+    simulated tokens were registered for; sends through another project answer
+    SENDER_ID_MISMATCH (None: every project is the right one)."""
 
     keys: dict[str, str] | None = None
     static_tokens: list[str] | None = None
     record_payloads: bool = False  # keep accepted request bodies per token (Counters.payloads)
+    project: str | None = None
 
 
 def google_error(
@@ -142,7 +149,7 @@ class FcmSimulator:
             project = _project_of(request)
             self._check_auth(request.headers.get("authorization") or "")
             message, validate_only = _parse_message(request.body)
-            token = _check_token(message)
+            token = _check_token(message, self.options.project not in (None, project))
         except Reject as exc:
             return self._error(exc, token)
         if validate_only:
@@ -265,7 +272,7 @@ def _payload_size(data: dict[str, Any], message: dict[str, Any]) -> int:
     return len(compact.encode("utf-8", "surrogatepass"))
 
 
-def _check_token(message: dict[str, Any]) -> str | None:
+def _check_token(message: dict[str, Any], wrong_project: bool = False) -> str | None:
     field = next((k for k in DEVICE_TARGETS if k in message), None)
     if field is None:
         return None  # a topic or condition send
@@ -273,6 +280,9 @@ def _check_token(message: dict[str, Any]) -> str | None:
     invalid = "The registration token is not a valid FCM registration token"
     if not isinstance(token, str) or not token:
         raise Reject(400, "INVALID_ARGUMENT", invalid, "INVALID_ARGUMENT")
+    if wrong_project:
+        # the token belongs to another sender: FCM says so before anything else about it
+        raise Reject(403, "PERMISSION_DENIED", "SenderId mismatch", "SENDER_ID_MISMATCH")
     fate = fates.fcm_fate(token)
     if fate is fates.Fate.DEAD:
         raise Reject(404, "NOT_FOUND", "Requested entity was not found.", "UNREGISTERED")

@@ -62,6 +62,12 @@ TOPIC_SUFFIXES = {
     "pushtotalk": ".voip-ptt",
 }
 
+# Dead-token answers that a wrong topic (DeviceTokenNotForTopic) or a wrong environment
+# (sandbox tokens sent to production, or the reverse, answer BadDeviceToken) gives for every
+# token of an app: marked ``suspect`` for the deletion safety valve.  Unregistered and
+# ExpiredToken are answers about one device only.
+SUSPECT_REASONS = frozenset({"DeviceTokenNotForTopic", "BadDeviceToken"})
+
 # (status, reason) -> (outcome, refresh_auth)
 REASONS: dict[tuple[int, str], tuple[Outcome, bool]] = {
     (400, "BadDeviceToken"): (Outcome.INVALID, False),
@@ -74,6 +80,7 @@ REASONS: dict[tuple[int, str], tuple[Outcome, bool]] = {
     (403, "InvalidProviderToken"): (Outcome.RETRY, True),
     (403, "BadCertificate"): (Outcome.SENDER_ERROR, False),
     (403, "BadCertificateEnvironment"): (Outcome.SENDER_ERROR, False),
+    (403, "BadEnvironmentKeyInToken"): (Outcome.SENDER_ERROR, False),  # key of the other one
     (403, "Forbidden"): (Outcome.SENDER_ERROR, False),
     (403, "MissingProviderToken"): (Outcome.SENDER_ERROR, False),
     (410, "Unregistered"): (Outcome.INVALID, False),
@@ -315,4 +322,5 @@ class ApnsProvider:
             refresh_auth=refresh,
             status=status,
             invalid_since=invalid_since,
+            suspect=outcome is Outcome.INVALID and reason in SUSPECT_REASONS,
         )

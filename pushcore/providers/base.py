@@ -63,7 +63,10 @@ class Result:
     ``refresh_auth`` says the authorization used (APNs JWT, FCM access token) must be
     renewed before the next send: call ``Provider.invalidate_auth``.  ``invalid_since``
     (APNs 410 only, Unix seconds) is when the provider found the token dead: a registration
-    whose token was updated after it is alive and must not be deleted."""
+    whose token was updated after it is alive and must not be deleted.  ``suspect`` marks
+    an ``INVALID`` answer that a misconfiguration of ours also produces for every token
+    (wrong FCM project, wrong APNs topic or environment): the send path's deletion safety
+    valve counts them."""
 
     outcome: Outcome
     reason: str
@@ -71,6 +74,7 @@ class Result:
     refresh_auth: bool = False
     status: int = 0
     invalid_since: float | None = None
+    suspect: bool = False
 
 
 # A Web Push endpoint the endpoint policy refuses, by its URL when the batch is built or by

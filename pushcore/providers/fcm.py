@@ -59,6 +59,10 @@ ERROR_CODES: dict[str, tuple[Outcome, bool]] = {
     "UNAVAILABLE": (Outcome.RETRY, False),
     "INTERNAL": (Outcome.RETRY, False),
 }
+# A token registered for another sender (Firebase project): what every token answers when
+# the app's service account is of the wrong project.  Marked ``suspect`` for the deletion
+# safety valve.
+SUSPECT_CODES = frozenset({"SENDER_ID_MISMATCH"})
 # google.rpc.Code name in error.status -> (outcome, refresh_auth)
 STATUS_CODES: dict[str, tuple[Outcome, bool]] = {
     "INVALID_ARGUMENT": (Outcome.PERMANENT, False),
@@ -276,6 +280,7 @@ class FcmProvider:
             retry_after=retry_after(response, now) if outcome is Outcome.RETRY else None,
             refresh_auth=refresh,
             status=status,
+            suspect=outcome is Outcome.INVALID and code in SUSPECT_CODES,
         )
 
 

@@ -35,6 +35,7 @@ RANK = {
     "pushcore.db": 2,
     "pushcore.templates": 2.5,  # on providers (the notification type), under fanout
     "pushcore.fanout": 3,
+    "pushcore.webhooks": 3,
     "pushcore.api": 4,
     "workers": 4,
     "pushcore.console": 5,

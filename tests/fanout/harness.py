@@ -122,7 +122,12 @@ class Campaign:
             msg = await self.message(message_id)
             c = msg["counts"]
             assert c["targeted"] == (
-                c["delivered"] + c["invalid_removed"] + c["failed"] + c["retrying"] + c["pending"]
+                c["delivered"]
+                + c["invalid_removed"]
+                + c["invalid"]
+                + c["failed"]
+                + c["retrying"]
+                + c["pending"]
             )
             if msg["status"] in states and (msg["status"] != "done" or c["pending"] == 0):
                 return msg

@@ -57,6 +57,7 @@ TABLE = [
     (403, "InvalidProviderToken", Outcome.RETRY, True),
     (403, "BadCertificate", Outcome.SENDER_ERROR, False),
     (403, "BadCertificateEnvironment", Outcome.SENDER_ERROR, False),
+    (403, "BadEnvironmentKeyInToken", Outcome.SENDER_ERROR, False),
     (403, "Forbidden", Outcome.SENDER_ERROR, False),
     (403, "MissingProviderToken", Outcome.SENDER_ERROR, False),
     (400, "BadTopic", Outcome.SENDER_ERROR, False),

@@ -10,7 +10,9 @@ from pushcore.api.routes import (
     installations,
     messages,
     preview,
+    results,
     users,
+    webhooks,
 )
 from pushcore.api.routing import Route
 
@@ -23,4 +25,6 @@ ROUTES: list[Route] = [
     *preview.ROUTES,  # before messages: its path would match /messages/{message_id}
     *messages.ROUTES,
     *estimate.ROUTES,
+    *results.ROUTES,
+    *webhooks.ROUTES,
 ]

@@ -36,7 +36,9 @@ MAX_SEND_BODY = 8 * 1024 * 1024
 
 
 def message_out(row: Record) -> MessageOut:
-    done = row["delivered"] + row["invalid_removed"] + row["failed"] + row["retrying"]
+    done = (
+        row["delivered"] + row["invalid_removed"] + row["invalid"] + row["failed"] + row["retrying"]
+    )
     return MessageOut(
         message_id=row["public_id"],
         status=row["status"],
@@ -44,6 +46,7 @@ def message_out(row: Record) -> MessageOut:
             targeted=row["targeted"],
             delivered=row["delivered"],
             invalid_removed=row["invalid_removed"],
+            invalid=row["invalid"],
             failed=row["failed"],
             retrying=row["retrying"],
             pending=row["targeted"] - done,
