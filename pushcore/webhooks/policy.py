@@ -11,11 +11,11 @@
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+from pushcore import endpoints
+from pushcore.endpoints import IpAddress as Address
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,13 +25,13 @@ class Policy:
 
 
 def address_allowed(address: Address, policy: Policy) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    if address.is_loopback:
+    """The same classification as the Web Push endpoint policy (:mod:`pushcore.endpoints`:
+    v4-mapped, 6to4, Teredo and NAT64 forms judged by the IPv4 address they carry)."""
+    if endpoints.is_loopback(address):
         return policy.allow_loopback
     if address.is_multicast or address.is_unspecified:
         return False
-    return address.is_global or policy.allow_private
+    return endpoints.is_public(address) or policy.allow_private
 
 
 def url_problem(url: str, policy: Policy) -> str | None:
@@ -60,8 +60,11 @@ def _scheme_problem(scheme: str, host: str, policy: Policy) -> str | None:
 
 def _address_problem(host: str, policy: Policy) -> str | None:
     try:
-        literal: Address = ipaddress.ip_address(host)
-    except ValueError:
+        # any notation a resolver accepts (2130706433, 0x7f.1, ...), as for Web Push
+        literal = endpoints.literal_address(host)
+    except ValueError as exc:
+        return str(exc)
+    if literal is None:
         return None  # a name: checked on what it resolves to, at each connection
     if not address_allowed(literal, policy):
         return "private, link-local and reserved addresses are not allowed"
@@ -72,6 +75,7 @@ def _loopback(host: str) -> bool:
     if host == "localhost" or host.endswith(".localhost"):
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        literal = endpoints.literal_address(host)
     except ValueError:
         return False
+    return literal is not None and endpoints.is_loopback(literal)

@@ -318,6 +318,13 @@ async def test_webhook_bad_input_and_address_policy(hook_api: Client, sims: Simu
         ({"url": "https://0.0.0.0/hook", "events": ["message.done"]}, "url"),
         ({"url": "https://224.0.0.1/hook", "events": ["message.done"]}, "url"),
         ({"url": "https://100.64.0.1/hook", "events": ["message.done"]}, "url"),
+        # IPv4 in the other notations resolvers accept, and IPv6 forms that carry IPv4
+        ({"url": "https://167772161/hook", "events": ["message.done"]}, "url"),
+        ({"url": "https://0xa9.0xfe.0xa9.0xfe/hook", "events": ["message.done"]}, "url"),
+        ({"url": "https://012.1/hook", "events": ["message.done"]}, "url"),
+        ({"url": "https://[2002:a00:1::]/hook", "events": ["message.done"]}, "url"),
+        ({"url": "https://[64:ff9b::a9fe:a9fe]/hook", "events": ["message.done"]}, "url"),
+        ({"url": "https://1.2.3.999/hook", "events": ["message.done"]}, "url"),
         ({"url": "https://user:pw@hooks.example.com/", "events": ["message.done"]}, "url"),
         ({"url": "https://hooks.example.com:99999/", "events": ["message.done"]}, "url"),
         ({"url": "hooks.example.com", "events": ["message.done"]}, "url"),
@@ -379,8 +386,10 @@ async def test_webhook_bad_input_and_address_policy(hook_api: Client, sims: Simu
     assert (await hook_api.delete(one, headers=c.server)).status == 404
 
 
-async def test_loopback_receivers_only_where_allowed(api: Client, sims: Simulators) -> None:
-    # the default API settings (PUSHCORE_WEBPUSH_ALLOW_LOOPBACK false) refuse loopback
+async def test_loopback_receivers_only_where_allowed(client: Client, sims: Simulators) -> None:
+    # the default API settings (PUSHCORE_WEBPUSH_ALLOW_LOOPBACK false) refuse loopback; the
+    # end-to-end ``api`` allows it (the simulators' Web Push endpoints are on loopback)
+    api = client
     c = Campaign(api, sims)
     await c.create_app()
     for url in ("http://127.0.0.1:9/hook", "https://localhost/hook", "https://[::1]/hook"):
@@ -399,6 +408,10 @@ def test_address_policy_and_backoff_rules() -> None:
     assert url_problem("https://10.0.0.1/", Policy(allow_private=True)) is None
     assert not address_allowed(ipaddress.ip_address("169.254.169.254"), Policy(allow_loopback=True))
     assert address_allowed(ipaddress.ip_address("8.8.8.8"), strict)
+    # one classification with the Web Push policy: 6to4 carrying 127.0.0.1 is loopback-ish
+    assert not address_allowed(ipaddress.ip_address("2002:7f00:1::"), strict)
+    assert url_problem("https://2130706433/x", dev) is None  # loopback, in decimal
+    assert url_problem("https://2130706433/x", strict) is not None
     rng = random.Random(1)
     delays = [backoff(n, base=1.0, cap=10.0, retry_after=None, rng=rng) for n in range(1, 8)]
     assert all(0.5 * min(10.0, 2 ** (n - 1)) <= d <= min(10.0, 2 ** (n - 1))
