@@ -70,7 +70,7 @@ async def plan(pool: Pool, settings: Settings, enqueuer: Enqueuer, message_id: i
     elif kind is TargetKind.TOKENS:
         assert target.tokens is not None
         owned = await _plan_tokens(
-            pool, addresses=raw_tokens.addresses(target.tokens, check=False), common=common,
+            pool, addresses=raw_tokens.addresses(target.tokens), common=common,
             enqueuer=enqueuer, platforms=platforms,
         )  # fmt: skip
     elif kind in (TargetKind.ALL, TargetKind.TAGS):

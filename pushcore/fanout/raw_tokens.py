@@ -3,8 +3,9 @@ are, de-duplicated, and handed to the planner as (platform, token, p256dh, auth)
 
 The checks mirror the registration API's (``pushcore.api.validation``): a push token must
 pass its platform's ``token_rule`` (and is used in its stored form); a Web Push
-subscription needs an https endpoint (plain http only to a loopback host), a 65-byte P-256
-``p256dh`` on the curve and a 16-byte ``auth``.  A refusal names the entry
+subscription's endpoint must pass the endpoint policy (:mod:`pushcore.endpoints`, the one
+registrations and sending use), its ``p256dh`` be a 65-byte P-256 point on the curve and its
+``auth`` 16 bytes.  A refusal names the entry
 (``target.tokens[i]...``).
 
 Pure: no I/O.
@@ -12,12 +13,11 @@ Pure: no I/O.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from pushcore.endpoints import EndpointPolicy
 from pushcore.fanout.errors import InvalidSend
 from pushcore.fanout.targets import RawSubscription, RawToken
 from pushcore.providers import registry
@@ -32,48 +32,40 @@ class Address:
     auth: str | None = None
 
 
-def addresses(tokens: list[RawToken], *, check: bool = True) -> list[Address]:
-    """The distinct addresses of a ``tokens`` target, in order; with ``check``,
-    :class:`InvalidSend` naming the first bad entry (the planner, reading a request the
-    submit already checked, passes ``check=False``)."""
+def addresses(tokens: list[RawToken], policy: EndpointPolicy | None = None) -> list[Address]:
+    """The distinct addresses of a ``tokens`` target, in order; with an endpoint ``policy``
+    each entry is checked (:class:`InvalidSend` naming the first bad one); without, as the
+    planner reads a request the submit already checked, none is."""
     seen: dict[tuple[str, str], Address] = {}
     for index, entry in enumerate(tokens):
-        address = _address(entry, f"target.tokens[{index}]", check)
+        address = _address(entry, f"target.tokens[{index}]", policy)
         seen.setdefault((address.platform, address.token), address)
     return list(seen.values())
 
 
-def _address(entry: RawToken, field: str, check: bool) -> Address:
+def _address(entry: RawToken, field: str, policy: EndpointPolicy | None) -> Address:
     spec = registry.spec(entry.platform)
     if spec.registration == "web_subscription":
         if entry.token is not None or entry.web_subscription is None:
             raise InvalidSend(f"{field}.web_subscription", f"required for platform {spec.name}")
         sub = entry.web_subscription
-        if check:
-            _check_subscription(sub, f"{field}.web_subscription")
+        if policy is not None:
+            _check_subscription(sub, f"{field}.web_subscription", policy)
         return Address(spec.name, sub.endpoint, sub.keys.p256dh, sub.keys.auth)
     if entry.web_subscription is not None or entry.token is None:
         raise InvalidSend(f"{field}.token", f"required for platform {spec.name}")
     stored = spec.token_rule(entry.token) if spec.token_rule is not None else None
     if stored is None:
-        if check:
+        if policy is not None:
             raise InvalidSend(f"{field}.token", spec.registration_help)
         stored = entry.token
     return Address(spec.name, stored)
 
 
-def _check_subscription(sub: RawSubscription, field: str) -> None:
-    try:
-        parts = urlsplit(sub.endpoint)
-        host = parts.hostname
-    except ValueError:
-        raise InvalidSend(f"{field}.endpoint", "not a URL") from None
-    if not host or parts.username or parts.password or any(c.isspace() for c in sub.endpoint):
-        raise InvalidSend(f"{field}.endpoint", "not an absolute URL")
-    if not (parts.scheme == "https" or (parts.scheme == "http" and _is_loopback(host))):
-        raise InvalidSend(
-            f"{field}.endpoint", "must be https (plain http only to a loopback simulator)"
-        )
+def _check_subscription(sub: RawSubscription, field: str, policy: EndpointPolicy) -> None:
+    refusal = policy.refusal(sub.endpoint)
+    if refusal is not None:
+        raise InvalidSend(f"{field}.endpoint", refusal)
     try:
         p256dh = b64url_decode(sub.keys.p256dh)
     except ValueError:
@@ -90,12 +82,3 @@ def _check_subscription(sub: RawSubscription, field: str) -> None:
         raise InvalidSend(f"{field}.keys.auth", "not base64url") from None
     if len(auth) != 16:
         raise InvalidSend(f"{field}.keys.auth", "must decode to 16 bytes")
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

@@ -17,6 +17,7 @@ from pushcore.db import messages as queries
 from pushcore.db.inbox import InboxPlan
 from pushcore.db.messages import LanePlan
 from pushcore.db.pool import Pool, Record
+from pushcore.endpoints import EndpointPolicy
 from pushcore.fanout import raw_tokens
 from pushcore.fanout.errors import InvalidSend
 from pushcore.fanout.planning import list_values
@@ -48,7 +49,8 @@ def check(
         return []  # inbox only: no provider is involved, none needs credentials
     stored: dict[str, Any] = app["credentials"]
     if kind is TargetKind.TOKENS:
-        wanted = _raw_token_platforms(request, [p for p in registry.NAMES if p in stored])
+        configured: list[str] = [p for p in registry.NAMES if p in stored]
+        wanted = _raw_token_platforms(request, configured, settings.endpoint_policy())
     else:
         wanted = send_platforms(request.platforms, app)
     # per-recipient content: its templates checked, each variant as a recipient without
@@ -141,7 +143,9 @@ def send_platforms(requested: Sequence[str] | None, app: Record) -> list[str]:
     return wanted
 
 
-def _raw_token_platforms(request: SendRequestBase, configured: list[str]) -> list[str]:
+def _raw_token_platforms(
+    request: SendRequestBase, configured: list[str], policy: EndpointPolicy
+) -> list[str]:
     """The platforms of a raw-token send: those of its tokens, each checked as a
     registration, each configured for the app (and among ``platforms`` when given)."""
     if request.primary_only:
@@ -158,7 +162,7 @@ def _raw_token_platforms(request: SendRequestBase, configured: list[str]) -> lis
                 if entry.platform not in configured
                 else f"{entry.platform} is not among platforms",
             )
-    found = {a.platform for a in raw_tokens.addresses(request.target.tokens)}
+    found = {a.platform for a in raw_tokens.addresses(request.target.tokens, policy)}
     return [p for p in registry.NAMES if p in found]
 
 

@@ -142,6 +142,30 @@ async def test_raw_token_bad_input(api: Client, sims: Simulators) -> None:
             {"target": {"tokens": [sub_with(endpoint="http://example.com/push/1")]}},
             "target.tokens[0].web_subscription.endpoint",
         ),
+        # the one endpoint policy of registrations: no internal addresses, known hosts only
+        (
+            {"target": {"tokens": [sub_with(endpoint="https://169.254.169.254/latest")]}},
+            "target.tokens[0].web_subscription.endpoint",
+        ),
+        (
+            {"target": {"tokens": [sub_with(endpoint="https://push.example.net/p/1")]}},
+            "target.tokens[0].web_subscription.endpoint",
+        ),
+        (
+            {"target": {"tokens": [sub_with(endpoint="https://0xa9fea9fe/p")]}},
+            "target.tokens[0].web_subscription.endpoint",
+        ),
+        (
+            {"target": {"tokens": [{"platform": "ios", "token": live}]}, "inbox": True},
+            "inbox",
+        ),
+        (
+            {
+                "target": {"tokens": [{"platform": "ios", "token": live}]},
+                "notification": {"title": "Hi {{ user.external_id }}"},
+            },
+            "notification",
+        ),
         (
             {"target": {"tokens": [sub_with(keys={**keys, "p256dh": "AAAA"})]}},
             "target.tokens[0].web_subscription.keys.p256dh",
