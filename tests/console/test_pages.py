@@ -312,3 +312,44 @@ async def test_inbox_options_reach_the_send_request(seeded: Seeded, api: Client)
     body = msgspec.json.decode(html.unescape(request_json.group(1)))
     assert body["inbox"] is True
     assert "push" not in body
+
+
+async def test_user_page_shows_the_inbox_as_the_api_reads_it(seeded: Seeded, api: Client) -> None:
+    server = seeded.campaign.server
+    base = f"/console/apps/{seeded.code}"
+    body = {
+        "target": {"external_user_ids": ["user-1"]},
+        "notification": {"title": "Your receipt"},
+        "inbox": {"topic": "billing"},
+        "push": False,
+    }
+    sent = await json(
+        await api.post(f"/v1/apps/{seeded.code}/messages", json=body, headers=server), 202
+    )
+    await sign_in(api, seeded.server_key)
+    text = await page(api, f"{base}/users/user-1")
+    inbox = f"/v1/apps/{seeded.code}/users/user-1/inbox"
+    listed = await json(await api.get(inbox, headers=server), 200)
+    assert (listed["count_total"], listed["count_unread"]) == (1, 1)
+    assert '<span id="inbox-total">1</span>' in text
+    assert '<span id="inbox-unread">1</span>' in text
+    row = re.search(r'<table class="rows-as-cards" id="inbox">(.*?)</table>', text, re.S)
+    assert row
+    assert sent["message_id"] in row.group(1)
+    assert '<code class="tag">billing</code>' in row.group(1)
+    assert "Your receipt" in row.group(1)
+    assert "<strong>unread</strong>" in row.group(1)
+    # seen through the API: the page and the message's counts follow
+    seen = await api.post(
+        f"{inbox}/seen", json={"message_ids": [sent["message_id"]]}, headers=server
+    )
+    assert (await json(seen, 200))["count_unread"] == 0
+    text = await page(api, f"{base}/users/user-1")
+    assert '<span id="inbox-unread">0</span>' in text
+    assert "<strong>unread</strong>" not in text
+    message = await page(api, f"{base}/messages/{sent['message_id']}")
+    assert '<span id="count-inboxed">1</span> / <span id="count-seen">1</span>' in message
+    # another user's inbox is empty
+    other = await page(api, f"{base}/users/user-2")
+    assert '<span id="inbox-total">0</span>' in other
+    assert 'id="inbox"' not in other
