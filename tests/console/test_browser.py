@@ -247,6 +247,7 @@ async def test_inbox_only_message_shows_in_the_users_inbox(
     shown = page.locator("#confirm-inbox")
     await expect(shown).to_contain_text("billing")
     await expect(shown).to_contain_text("no (inbox only)")
+    await expect(page.locator("#inbox-only-note")).to_contain_text("no push")
     await shoot(page, "confirm-inbox")
     await page.get_by_role("button", name="Send now").click()
     await expect(page.locator("#message-status")).to_have_text("done", timeout=60_000)
