@@ -35,6 +35,10 @@ FIELDS = (
     "priority",
     "collapse_key",
     "send_at",
+    "inbox.topic",
+    "inbox.expires_at",
+    "inbox",
+    "push",
 )
 TEXT_FIELDS = ("title", "body", "image", "url")
 MAX_CSV_BYTES = 8 * 1024 * 1024
@@ -60,6 +64,10 @@ class ComposeForm:
     priority: str = ""
     collapse_key: str = ""
     send_at: str = ""
+    inbox: bool = False
+    inbox_topic: str = ""
+    inbox_expires_at: str = ""
+    inbox_only: bool = False
 
 
 class FormError(ValueError):
@@ -93,6 +101,10 @@ def read_form(form: Mapping[str, Any], csv_text: str | None = None) -> ComposeFo
         priority=text("priority"),
         collapse_key=text("collapse_key"),
         send_at=text("send_at"),
+        inbox=form.get("inbox") == "on",
+        inbox_topic=text("inbox.topic"),
+        inbox_expires_at=text("inbox.expires_at"),
+        inbox_only=form.get("inbox_only") == "on",
     )
 
 
@@ -136,7 +148,8 @@ def _data(raw: str) -> dict[str, str]:
 
 
 def send_at(raw: str) -> str:
-    """The form's ``datetime-local`` value is UTC (the label says so)."""
+    """The form's ``datetime-local`` value is UTC (the label says so); also the inbox
+    expiry's."""
     if re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d", raw):
         return raw + ":00Z"
     if re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", raw):
@@ -187,7 +200,25 @@ def send_request(f: ComposeForm) -> dict[str, Any]:
         body["collapse_key"] = f.collapse_key
     if f.send_at:
         body["send_at"] = send_at(f.send_at)
+    inbox = inbox_request(f)
+    if inbox is not None:
+        body["inbox"] = inbox
+    if f.inbox_only:
+        body["push"] = False  # without the inbox ticked the API says why that reaches nobody
     return body
+
+
+def inbox_request(f: ComposeForm) -> bool | dict[str, str] | None:
+    """The send's ``inbox``: true, or an object when a topic or an expiry is given; None
+    when the inbox is not ticked (a topic typed then is not sent)."""
+    if not f.inbox:
+        return None
+    options: dict[str, str] = {}
+    if f.inbox_topic:
+        options["topic"] = f.inbox_topic
+    if f.inbox_expires_at:
+        options["expires_at"] = send_at(f.inbox_expires_at)
+    return options or True
 
 
 def form_field(api_field: str | None) -> str | None:

@@ -214,3 +214,56 @@ async def test_csrf_less_post_is_refused_in_the_browser(seeded: Seeded, browsing
         f"/v1/apps/{seeded.code}/messages", headers=seeded.campaign.server
     )
     assert (await listed.json())["messages"] == []
+
+
+async def test_inbox_only_message_shows_in_the_users_inbox(
+    seeded: Seeded, browsing: Browsing, launch: Launch, sims: object
+) -> None:
+    await launch(seeded.campaign.sims)
+    page = await browsing.page(DESKTOP)
+    await sign_in(page, browsing, seeded.server_key)
+    base = f"/console/apps/{seeded.code}"
+    await page.goto(browsing.url(f"{base}/compose"))
+    await page.get_by_label("Send to").select_option("external_user_ids")
+    await page.get_by_label("Tags, ids, emails or phones").fill("user-0")
+    await page.get_by_label("Title").fill("Your receipt")
+    await page.get_by_label("Also store in the inbox of every user it reaches").check()
+    topic = page.get_by_label(re.compile(r"^Inbox topic \(optional"))
+    await topic.fill("t" * 65)
+    await page.get_by_role("button", name="Review and confirm").click()
+    # the API's own 422 for the topic, next to it, with what was typed kept
+    await expect(topic).to_have_attribute("aria-invalid", "true")
+    await expect(page.locator("#error-inbox-topic")).to_contain_text(
+        "Expected `str` of length <= 64 (inbox.topic)"
+    )
+    await expect(topic).to_have_value("t" * 65)
+    await shoot(page, "compose-inbox-error")
+    await topic.fill("billing")
+    await page.get_by_label("Inbox only (no push to devices)").check()
+    await page.get_by_role("button", name="Review and confirm").click()
+    await expect(page.get_by_role("heading", name="Confirm")).to_be_visible()
+    devices = seeded.users["user-0"]
+    before = [seeded.campaign.received(d) for d in devices]  # the simulators outlive a test
+    shown = page.locator("#confirm-inbox")
+    await expect(shown).to_contain_text("billing")
+    await expect(shown).to_contain_text("no (inbox only)")
+    await expect(page.locator("#inbox-only-note")).to_contain_text("no push")
+    await shoot(page, "confirm-inbox")
+    await page.get_by_role("button", name="Send now").click()
+    await expect(page.locator("#message-status")).to_have_text("done", timeout=60_000)
+    await expect(page.locator("#count-inboxed")).to_have_text("1")
+    await expect(page.locator("#count-seen")).to_have_text("0")
+    await expect(page.locator("#count-delivered")).to_have_text("0")  # nothing was pushed
+    assert [seeded.campaign.received(d) for d in devices] == before
+
+    await page.goto(browsing.url(f"{base}/users/user-0"))
+    await expect(page.locator("#inbox-total")).to_have_text("1")
+    await expect(page.locator("#inbox-unread")).to_have_text("1")
+    row = page.locator("#inbox tbody tr")
+    await expect(row).to_have_count(1)
+    await expect(row).to_contain_text("billing")
+    await expect(row).to_contain_text("Your receipt")
+    await expect(row).to_contain_text("unread")
+    await shoot(page, "user-inbox")
+    await both_widths(browsing, seeded.server_key, f"{base}/users/user-0", "user-inbox")
+    assert browsing.problems == []

@@ -3,10 +3,13 @@ and the compose form's bad inputs shown next to their fields in the API's words.
 
 from __future__ import annotations
 
+import datetime as dt
+import html
 import re
 from typing import Any
 
 import aiohttp
+import msgspec
 import pytest
 from itsdangerous import URLSafeTimedSerializer
 
@@ -189,6 +192,11 @@ BAD_FIELDS = [
     ({"target_kind": "emails", "target_values": "a@b.c, nope"}, "target", "target.emails[1]"),
     ({"target_values": ""}, "target", "give at least one value for tags"),
     ({"notification.body": "é" * 3000}, "notification", "payload"),
+    ({"inbox": "on", "inbox.topic": "t" * 65}, "inbox.topic", "length <= 64"),
+    ({"inbox": "on", "inbox.topic": "a\u0007b"}, "inbox.topic", "Expected `str` matching regex"),
+    ({"inbox": "on", "inbox.expires_at": "never"}, "inbox.expires_at", "Invalid RFC3339"),
+    ({"inbox": "on", "inbox.expires_at": "2001-01-01T00:00"}, "inbox.expires_at", "later than now"),
+    ({"inbox_only": "on"}, "push", "push false needs inbox"),
 ]
 
 
@@ -271,3 +279,77 @@ async def test_unknown_console_paths(api: Client) -> None:
     assert "script-src 'self'" in login.headers["Content-Security-Policy"]
     assert login.headers["Cache-Control"] == "no-store"
     assert login.headers["X-Frame-Options"] == "DENY"
+
+
+async def test_inbox_options_reach_the_send_request(seeded: Seeded, api: Client) -> None:
+    """The confirm step shows the inbox options and carries them in the request it sends."""
+    await sign_in(api, seeded.server_key)
+    compose = f"/console/apps/{seeded.code}/compose"
+    later = (dt.datetime.now(dt.UTC) + dt.timedelta(days=3)).strftime("%Y-%m-%dT%H:%M")
+    fields = {"inbox": "on", "inbox.topic": "billing", "inbox.expires_at": later}
+    confirm = await post_form(
+        api,
+        compose,
+        {**_form(**fields, inbox_only="on"), "action": "review"},
+        token_from=compose,
+    )
+    shown = re.search(r'id="confirm-inbox">(.*?)</dl>', confirm, re.S)
+    assert shown
+    assert "billing" in shown.group(1)
+    assert f"{later} UTC" in shown.group(1)
+    assert "no (inbox only)" in shown.group(1)
+    request_json = re.search(r'name="request_json" value="([^"]+)"', confirm)
+    assert request_json
+    body = msgspec.json.decode(html.unescape(request_json.group(1)))
+    assert body["inbox"] == {"topic": "billing", "expires_at": later + ":00Z"}
+    assert body["push"] is False
+    # ticked without options: inbox true, pushed as well
+    plain = await post_form(
+        api, compose, {**_form(inbox="on"), "action": "review"}, token_from=compose
+    )
+    request_json = re.search(r'name="request_json" value="([^"]+)"', plain)
+    assert request_json
+    body = msgspec.json.decode(html.unescape(request_json.group(1)))
+    assert body["inbox"] is True
+    assert "push" not in body
+
+
+async def test_user_page_shows_the_inbox_as_the_api_reads_it(seeded: Seeded, api: Client) -> None:
+    server = seeded.campaign.server
+    base = f"/console/apps/{seeded.code}"
+    body = {
+        "target": {"external_user_ids": ["user-1"]},
+        "notification": {"title": "Your receipt"},
+        "inbox": {"topic": "billing"},
+        "push": False,
+    }
+    sent = await json(
+        await api.post(f"/v1/apps/{seeded.code}/messages", json=body, headers=server), 202
+    )
+    await sign_in(api, seeded.server_key)
+    text = await page(api, f"{base}/users/user-1")
+    inbox = f"/v1/apps/{seeded.code}/users/user-1/inbox"
+    listed = await json(await api.get(inbox, headers=server), 200)
+    assert (listed["count_total"], listed["count_unread"]) == (1, 1)
+    assert '<span id="inbox-total">1</span>' in text
+    assert '<span id="inbox-unread">1</span>' in text
+    row = re.search(r'<table class="rows-as-cards" id="inbox">(.*?)</table>', text, re.S)
+    assert row
+    assert sent["message_id"] in row.group(1)
+    assert '<code class="tag">billing</code>' in row.group(1)
+    assert "Your receipt" in row.group(1)
+    assert "<strong>unread</strong>" in row.group(1)
+    # seen through the API: the page and the message's counts follow
+    seen = await api.post(
+        f"{inbox}/seen", json={"message_ids": [sent["message_id"]]}, headers=server
+    )
+    assert (await json(seen, 200))["count_unread"] == 0
+    text = await page(api, f"{base}/users/user-1")
+    assert '<span id="inbox-unread">0</span>' in text
+    assert "<strong>unread</strong>" not in text
+    message = await page(api, f"{base}/messages/{sent['message_id']}")
+    assert '<span id="count-inboxed">1</span> / <span id="count-seen">1</span>' in message
+    # another user's inbox is empty
+    other = await page(api, f"{base}/users/user-2")
+    assert '<span id="inbox-total">0</span>' in other
+    assert 'id="inbox"' not in other

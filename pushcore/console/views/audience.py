@@ -11,6 +11,7 @@ from pushcore.api.state import POOL
 from pushcore.console.pages import app_row, render, require
 from pushcore.console.state import AGGREGATES
 from pushcore.db import console as queries
+from pushcore.db import inbox as inbox_queries
 from pushcore.db import installations as installation_queries
 from pushcore.db import users as user_queries
 from pushcore.db.installations import Scope
@@ -19,6 +20,7 @@ ROUTES = web.RouteTableDef()
 LOOKUPS = {"external_id": "External user id", "email": "Email", "msisdn": "Phone (E.164)"}
 MAX_QUERY = 320
 MAX_EXTERNAL_ID = 256  # pushcore.fields.ExternalId
+INBOX_LATEST = 20  # the user's page lists the latest messages of its inbox, not all
 
 
 @ROUTES.get("/apps/{app_code}/audience", name="audience")
@@ -63,10 +65,22 @@ async def user(request: web.Request) -> web.StreamResponse:
     who = await require(request)
     app = await app_row(request, who)
     external_id = request.match_info["external_id"]
-    row = await user_queries.get(request.config_dict[POOL], app["id"], external_id)
+    pool = request.config_dict[POOL]
+    row = await user_queries.get(pool, app["id"], external_id)
     if row is None:
         raise web.HTTPNotFound(reason="No such user.")
-    return render("user.html", request, {"user": row})
+    # the server inbox route's own query: the same counts and messages as
+    # GET /v1/apps/{app_code}/users/{external_user_id}/inbox?limit=20
+    inbox = await inbox_queries.read(
+        pool,
+        inbox_queries.user(app["id"], external_id),
+        topics=None,
+        since=None,
+        until=None,
+        after=None,
+        limit=INBOX_LATEST,
+    )
+    return render("user.html", request, {"user": row, "inbox": inbox, "latest": INBOX_LATEST})
 
 
 @ROUTES.get("/apps/{app_code}/installations/{installation_id}", name="installation")
