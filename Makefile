@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 CONSOLE := pushcore/console
 ASSETS := $(CONSOLE)/node_modules/.package-lock.json
 
-.PHONY: setup services migrate demo test lint typecheck unit bench image clean
+.PHONY: setup services migrate demo test lint typecheck unit bench image screenshots clean
 
 setup: $(STAMP) services $(ASSETS) migrate
 
@@ -44,6 +44,10 @@ test: setup lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
 	@echo "--- the end-to-end suite again, on the RabbitMQ broker ---"
 	PUSHCORE_BROKER=rabbitmq $(BIN)/pytest tests/fanout -k "not demo_campaign" $(PYTEST_ARGS)
+
+# the console's screenshots in docs/console/, taken by its browser tests
+screenshots: setup
+	CONSOLE_SCREENSHOTS=docs $(BIN)/pytest tests/console/test_browser.py $(PYTEST_ARGS)
 
 bench: setup
 	$(BIN)/python -m benchmarks

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +37,15 @@ fanout_settings = fanout.fanout_settings
 api = fanout.api
 
 CHROMIUM = os.environ.get("PUSHCORE_TEST_CHROMIUM", "") or shutil.which("chromium") or ""
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
+# The screenshots in docs/console/ are these tests' own: `make screenshots` (or
+# CONSOLE_SCREENSHOTS=docs) writes them there; other runs write them to a temporary
+# folder, so that a test run leaves the checkout as it was.
+DOCS_SHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
+SHOTS = (
+    DOCS_SHOTS
+    if os.environ.get("CONSOLE_SCREENSHOTS") == "docs"
+    else Path(tempfile.gettempdir()) / "pushcore-console-screenshots"
+)
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 360, "height": 780}
 
