@@ -197,19 +197,26 @@ async def claim(
     rows: list[Record] = await pool.fetch(
         """
         WITH cand AS (
-            SELECT o.id, o.webhook_id FROM webhook_outbox o
-            JOIN webhooks w ON w.id = o.webhook_id AND w.enabled
-            WHERE o.state = 'pending' AND o.next_attempt_at <= now()
-              AND (o.lease_until IS NULL OR o.lease_until < now())
-            ORDER BY o.next_attempt_at LIMIT $1 * 4
-            FOR UPDATE OF o SKIP LOCKED
+            -- at most $5 due events per endpoint: an endpoint with a backlog (a receiver
+            -- down for hours) cannot crowd the others out of the candidates
+            SELECT e.id, e.webhook_id, e.next_attempt_at FROM webhooks w
+            CROSS JOIN LATERAL (
+                SELECT o.id, o.webhook_id, o.next_attempt_at FROM webhook_outbox o
+                WHERE o.webhook_id = w.id AND o.state = 'pending'
+                  AND o.next_attempt_at <= now()
+                  AND (o.lease_until IS NULL OR o.lease_until < now())
+                ORDER BY o.next_attempt_at LIMIT $5
+                FOR UPDATE OF o SKIP LOCKED
+            ) e
+            WHERE w.enabled
         ), ranked AS (
-            SELECT c.id, row_number() OVER (PARTITION BY c.webhook_id ORDER BY c.id)
-                         + coalesce(f.n, 0) AS slot
+            SELECT c.id, c.next_attempt_at,
+                   row_number() OVER (PARTITION BY c.webhook_id ORDER BY c.next_attempt_at, c.id)
+                       + coalesce(f.n, 0) AS slot
             FROM cand c LEFT JOIN unnest($3::bigint[], $4::int[]) AS f(webhook_id, n)
                  ON f.webhook_id = c.webhook_id
         ), pick AS (
-            SELECT id FROM ranked WHERE slot <= $5 ORDER BY id LIMIT $1
+            SELECT id FROM ranked WHERE slot <= $5 ORDER BY next_attempt_at, id LIMIT $1
         ), upd AS (
             UPDATE webhook_outbox o SET lease_until = now() + make_interval(secs => $2)
             FROM pick WHERE o.id = pick.id
