@@ -193,9 +193,10 @@ async def revoke_key(pool: Pool, code: str, key_id: str) -> bool:
 
 
 async def app_for_key(pool: Pool, key_hash: bytes) -> Record | None:
+    """The live (not revoked) server key with this digest: its key_id and its app."""
     row: Record | None = await pool.fetchrow(
         """
-        SELECT a.id, a.code FROM api_keys k JOIN apps a ON a.id = k.app_id
+        SELECT k.key_id, a.id, a.code FROM api_keys k JOIN apps a ON a.id = k.app_id
         WHERE k.key_hash = $1 AND k.revoked_at IS NULL
         """,
         key_hash,

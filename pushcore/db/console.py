@@ -158,18 +158,6 @@ async def message_platforms(pool: Pool, app_id: int, public_id: uuid.UUID) -> li
     return rows
 
 
-async def key_by_digest(pool: Pool, key_hash: bytes) -> Record | None:
-    """The live server key with this digest: its key_id and its app."""
-    row: Record | None = await pool.fetchrow(
-        """
-        SELECT k.key_id, a.id, a.code FROM api_keys k JOIN apps a ON a.id = k.app_id
-        WHERE k.key_hash = $1 AND k.revoked_at IS NULL
-        """,
-        key_hash,
-    )
-    return row
-
-
 async def app_of_key(pool: Pool, key_id: str) -> Record | None:
     """The app of a live (not revoked) server key, by the key's public id."""
     row: Record | None = await pool.fetchrow(
@@ -178,12 +166,5 @@ async def app_of_key(pool: Pool, key_id: str) -> Record | None:
         WHERE k.key_id = $1 AND k.revoked_at IS NULL
         """,
         key_id,
-    )
-    return row
-
-
-async def app_by_code(pool: Pool, code: str) -> Record | None:
-    row: Record | None = await pool.fetchrow(
-        "SELECT a.id, a.code, a.name FROM apps a WHERE a.code = $1", code
     )
     return row

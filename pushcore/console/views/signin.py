@@ -11,7 +11,6 @@ from pushcore.api.state import POOL, SETTINGS
 from pushcore.console.pages import render, require, viewer
 from pushcore.console.state import SESSION, SESSIONS
 from pushcore.db import apps as app_queries
-from pushcore.db import console as queries
 
 ROUTES = web.RouteTableDef()
 MAX_CREDENTIAL = 512
@@ -36,7 +35,7 @@ async def login(request: web.Request) -> web.StreamResponse:
         request[SESSION] = session.signed_in("admin", mark=request.app[SESSIONS].admin_mark(admin))
         raise web.HTTPSeeOther(request.app.router["home"].url_for())
     if credential.startswith(auth.SERVER_KEY_PREFIX) and len(credential) <= MAX_CREDENTIAL:
-        row = await queries.key_by_digest(request.config_dict[POOL], auth.digest(credential))
+        row = await app_queries.app_for_key(request.config_dict[POOL], auth.digest(credential))
         if row is not None:
             request[SESSION] = session.signed_in("server", key_id=row["key_id"])
             raise web.HTTPSeeOther(request.app.router["overview"].url_for(app_code=row["code"]))
