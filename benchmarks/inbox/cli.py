@@ -5,16 +5,11 @@ the JSON again as the last line of stdout)."""
 from __future__ import annotations
 
 import argparse
-import asyncio
-import datetime
-import json
-import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import benchmarks.inbox
-from benchmarks.fanout.cli import add_stack_arguments
+from benchmarks import stackcli
 from benchmarks.inbox.plot import plot
 from benchmarks.inbox.stage import run
 from pushcore.cliargs import int_between, nonnegative
@@ -26,19 +21,9 @@ DEFAULT_REDIS = "redis://127.0.0.1:6379/7"
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    for item in args.set:
-        if "=" not in item or not item.startswith("PUSHCORE_"):
-            parser.error(f"--set wants PUSHCORE_NAME=VALUE, got {item!r}")
-    import uvloop
-
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        result = runner.run(run(args))
-    out = _write(result, args.out, args.label)
-    print(summary(result), file=sys.stderr)
-    print(f"inbox: written {out} and {out.with_suffix('.png')}", file=sys.stderr)
-    print(json.dumps(result))
+    args = stackcli.parse(_parser(), argv)
+    result = stackcli.run(run(args))
+    stackcli.report("inbox", result, args, summary=summary, plot=plot)
     return result
 
 
@@ -65,19 +50,9 @@ def _parser() -> argparse.ArgumentParser:
         "--threads", type=int_between(1, 64), default=4, help="threads per worker process"
     )
     parser.add_argument("--timeout", type=float, default=900, help="longest wait per message, s")
-    add_stack_arguments(parser, DEFAULT_DB, DEFAULT_REDIS, "the API and the workers")
+    stackcli.add_stack_arguments(parser, DEFAULT_DB, DEFAULT_REDIS, "the API and the workers")
     parser.add_argument("--label", default="", help="file name part: inbox-<label>-<date>")
     return parser
-
-
-def _write(result: dict[str, Any], directory: Path, label: str) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    stem = "-".join(p for p in ("inbox", label, datetime.date.today().isoformat()) if p)
-    out = directory / f"{stem}.json"
-    result["written"] = {"json": str(out), "png": str(out.with_suffix(".png"))}
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    plot(result, out.with_suffix(".png"))
-    return out
 
 
 def summary(result: dict[str, Any]) -> str:

@@ -16,9 +16,7 @@ also the last line of stdout.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime
-import json
 import statistics
 import sys
 import time
@@ -29,10 +27,10 @@ from typing import Any
 import aiohttp
 import msgspec
 
+from benchmarks import stackcli
 from benchmarks.database import DEFAULT_DB
 from benchmarks.fanout import broadcast, pipeline, statements
 from benchmarks.fanout.broadcast import FIXED, Broadcast
-from benchmarks.fanout.cli import add_stack_arguments
 from pushcore.config import Settings
 from pushcore.db.pool import Pool
 from pushcore.db.recipients import RECIPIENT_JSON
@@ -69,16 +67,9 @@ GOAL_RATIO = 0.70  # templated at least 70% of the fixed broadcast's rate
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    import uvloop
-
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        result = runner.run(pipeline.with_stack(args, _measure))
-    out = _write(result, args.out, args.label)
-    print(_summary(result), file=sys.stderr)
-    print(json.dumps(result))
-    print(f"templates: written {out} and {out.with_suffix('.png')}", file=sys.stderr)
+    args = stackcli.parse(_parser(), argv)
+    result = stackcli.run(pipeline.with_stack(args, _measure))
+    stackcli.report("templates", result, args, summary=_summary, plot=_plot)
     return result
 
 
@@ -94,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--interval", type=float, default=0.5, help="sampling period, s")
     parser.add_argument("--timeout", type=float, default=1800, help="longest wait for done, s")
-    add_stack_arguments(parser, DEFAULT_DB, DEFAULT_REDIS, "the API and the workers")
+    stackcli.add_stack_arguments(parser, DEFAULT_DB, DEFAULT_REDIS, "the API and the workers")
     parser.add_argument("--label", default="", help="file name part: templates-<label>-<date>")
     return parser
 
@@ -335,16 +326,6 @@ def _summary(result: dict[str, Any]) -> str:
         f" {r['wall_seconds_to_done']} s to done, {r['sql_statements_per_1000']} SQL per 1,000"
         for r in result["user_lists"]["runs"]
     )
-
-
-def _write(result: dict[str, Any], directory: Path, label: str) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    day = datetime.date.today().isoformat()
-    out = directory / (f"templates-{label}-{day}.json" if label else f"templates-{day}.json")
-    result["written"] = {"json": str(out), "png": str(out.with_suffix(".png"))}
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    _plot(result, out.with_suffix(".png"))
-    return out
 
 
 def _plot(result: dict[str, Any], path: Path) -> None:

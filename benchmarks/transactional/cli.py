@@ -5,16 +5,13 @@ summary on stderr, the JSON again as the last line of stdout)."""
 from __future__ import annotations
 
 import argparse
-import asyncio
-import datetime
 import json
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import benchmarks.transactional
-from benchmarks.fanout.cli import add_stack_arguments
+from benchmarks import stackcli
 from benchmarks.transactional.load import MAX_BATCH
 from benchmarks.transactional.plot import plot
 from benchmarks.transactional.report import summary
@@ -28,11 +25,7 @@ DEFAULT_REDIS = "redis://127.0.0.1:6379/6"
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    for item in args.set:
-        if "=" not in item or not item.startswith("PUSHCORE_"):
-            parser.error(f"--set wants PUSHCORE_NAME=VALUE, got {item!r}")
+    args = stackcli.parse(_parser(), argv)
     if args.label is None:
         args.label = "-".join(
             p
@@ -42,17 +35,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             )
             if p
         )
-    import uvloop
-
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        result = runner.run(run(args))
+    result = stackcli.run(run(args))
     if "skipped" in result:
         print(f"transactional: skipped: {result['skipped']}", file=sys.stderr)
+        print(json.dumps(result))
     else:
-        out = _write(result, args.out, args.label)
-        print(summary(result), file=sys.stderr)
-        print(f"transactional: written {out} and {out.with_suffix('.png')}", file=sys.stderr)
-    print(json.dumps(result))
+        stackcli.report("transactional", result, args, summary=summary, plot=plot)
     return result
 
 
@@ -96,21 +84,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--interval", type=float, default=0.25, help="sampling period, s")
     parser.add_argument("--timeout", type=float, default=600, help="longest wait for final, s")
-    add_stack_arguments(parser, DEFAULT_DB, DEFAULT_REDIS, "the API and the workers")
+    stackcli.add_stack_arguments(parser, DEFAULT_DB, DEFAULT_REDIS, "the API and the workers")
     parser.add_argument(
         "--label",
         default=None,
         help="file name part: transactional-<label>-<date> (default: batch<N>, during-broadcast)",
     )
     return parser
-
-
-def _write(result: dict[str, Any], directory: Path, label: str) -> Path:
-    """The JSON (with the paths written added to it) and the PNG; the JSON's path."""
-    directory.mkdir(parents=True, exist_ok=True)
-    stem = "-".join(p for p in ("transactional", label, datetime.date.today().isoformat()) if p)
-    out = directory / f"{stem}.json"
-    result["written"] = {"json": str(out), "png": str(out.with_suffix(".png"))}
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    plot(result, out.with_suffix(".png"))
-    return out
