@@ -174,6 +174,20 @@ class Settings:
         _float(0.05, 720),
         "How long a console sign-in lasts (the session cookie's expiry).",
     )
+    console_signin_failures: int = setting(
+        "CONSOLE_SIGNIN_FAILURES",
+        10,
+        _int(0, 10_000),
+        "Failed console sign-ins a client address may make within "
+        "PUSHCORE_CONSOLE_SIGNIN_WINDOW_SECONDS before it is refused (429) for the rest of "
+        "the window; per API process (0: no limit).",
+    )
+    console_signin_window_seconds: float = setting(
+        "CONSOLE_SIGNIN_WINDOW_SECONDS",
+        300.0,
+        _float(1, 86_400),
+        "The window of PUSHCORE_CONSOLE_SIGNIN_FAILURES.",
+    )
     # --- registry -----------------------------------------------------------------------
     stale_token_days: int = setting(
         "STALE_TOKEN_DAYS",

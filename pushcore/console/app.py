@@ -17,7 +17,15 @@ from pushcore.api.auth import TtlCache
 from pushcore.config import Settings
 from pushcore.console import pages
 from pushcore.console.session import CSRF_FIELD, CSRF_HEADER, Session, Sessions, csrf_ok
-from pushcore.console.state import AGGREGATES, KEY_APPS, SESSION, SESSIONS, AggregateCache
+from pushcore.console.state import (
+    AGGREGATES,
+    KEY_APPS,
+    SESSION,
+    SESSIONS,
+    SIGNINS,
+    AggregateCache,
+)
+from pushcore.console.throttle import SignInThrottle
 from pushcore.console.views import ROUTES
 
 log = logging.getLogger(__name__)
@@ -100,6 +108,9 @@ def make_console(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[html_errors, session_guard])
     app[SESSIONS] = Sessions(settings.console_secret, settings.console_session_hours * 3600)
     app[KEY_APPS] = TtlCache(settings.auth_cache_seconds, size=1000)
+    app[SIGNINS] = SignInThrottle(
+        settings.console_signin_failures, settings.console_signin_window_seconds
+    )
     app[AGGREGATES] = AggregateCache(AGGREGATE_SECONDS, size=1000)
     env = aiohttp_jinja2.setup(
         app,

@@ -9,9 +9,11 @@ from aiohttp import web
 
 from pushcore.api.auth import TtlCache
 from pushcore.console.session import Session, Sessions
+from pushcore.console.throttle import SignInThrottle
 from pushcore.db.pool import Record
 
 SESSIONS = web.AppKey("console_sessions", Sessions)
+SIGNINS = web.AppKey("console_signins", SignInThrottle)
 # server key_id -> its app (id, code, name): a revoked key's sessions end within the API's
 # PUSHCORE_AUTH_CACHE_SECONDS, as the key itself stops working on the JSON API
 KEY_APPS = web.AppKey("console_key_apps", TtlCache[str, Record])

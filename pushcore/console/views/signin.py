@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import hmac
+import math
+import time
 
 from aiohttp import web
 
 from pushcore.api import auth
 from pushcore.api.state import POOL, SETTINGS
 from pushcore.console.pages import render, require, viewer
-from pushcore.console.state import SESSION, SESSIONS
+from pushcore.console.state import SESSION, SESSIONS, SIGNINS
 from pushcore.db import apps as app_queries
 
 ROUTES = web.RouteTableDef()
@@ -25,6 +27,18 @@ async def login_form(request: web.Request) -> web.StreamResponse:
 
 @ROUTES.post("/login")
 async def login(request: web.Request) -> web.StreamResponse:
+    throttle = request.app[SIGNINS]
+    address = request.remote or ""
+    wait = throttle.refused_for(address, time.monotonic())
+    if wait > 0:
+        response = render(
+            "login.html",
+            request,
+            {"error": "Too many failed sign-ins from your address; try again later."},
+            status=429,
+        )
+        response.headers["Retry-After"] = str(math.ceil(wait))
+        return response
     form = await request.post()
     raw = form.get("credential")
     credential = raw.strip() if isinstance(raw, str) else ""
@@ -39,6 +53,7 @@ async def login(request: web.Request) -> web.StreamResponse:
         if row is not None:
             request[SESSION] = session.signed_in("server", key_id=row["key_id"])
             raise web.HTTPSeeOther(request.app.router["overview"].url_for(app_code=row["code"]))
+    throttle.failed(address, time.monotonic())
     # the credential typed is never rendered back
     return render(
         "login.html",
