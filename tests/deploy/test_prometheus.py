@@ -38,6 +38,8 @@ REQUIRED_ALERTS = {
     "PushcoreSenderErrors": "pushcore_sender_errors_total",
     "PushcoreWorkersDown": "up",
     "PushcoreApnsCertificateExpiring": "pushcore_apns_credentials_expiry_seconds",
+    "PushcoreProviderPausedRepeatedly": "pushcore_provider_pauses_total",
+    "PushcoreWriteBacksDropped": "pushcore_write_back_failures_total",
 }
 # Debian's prometheus package is built without Kubernetes service discovery.
 _NO_KUBERNETES_SD = "field kubernetes_sd_configs not found"
