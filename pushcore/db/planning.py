@@ -62,7 +62,11 @@ _WRITE_TEMPLATE = """
     FROM guard WHERE m.id = guard.id
     RETURNING m.id
 )
-SELECT (SELECT count(*) FROM page) AS seen, (SELECT max(id) FROM page) AS last_id,
+SELECT (SELECT count(*) FROM page) AS seen,
+       -- the page's last key: (tz, id) of a zone-ordered page, the greatest id of others
+       -- (their tz is NULL throughout, and DESC puts NULLs first)
+       (SELECT id FROM page ORDER BY tz DESC, id DESC LIMIT 1) AS last_id,
+       (SELECT tz FROM page ORDER BY tz DESC, id DESC LIMIT 1) AS last_zone,
        EXISTS (SELECT 1 FROM upd) AS owned,
        coalesce((SELECT array_agg(id ORDER BY id) FROM ins WHERE NOT held), '{}') AS batch_ids,
        coalesce((SELECT array_agg(platform ORDER BY id) FROM ins WHERE NOT held), '{}')
@@ -99,6 +103,15 @@ NO_LOCAL_TIME: tuple[Any, ...] = ([], [], None, None)
 
 _KEYSET_WRITE = _WRITE_TEMPLATE.replace(
     "{cursor}", "$6::jsonb || jsonb_build_object('after', coalesce((SELECT max(id) FROM page), $5))"
+)
+# A local-time keyset page is read in (zone, id) order on installations_zone_keyset, so
+# that a page holds few zones and its batches stay full (in id order, a page of 10,000
+# spread over 300 zones would make batches of ~33); its cursor is the last (zone, id).
+_ZONE_KEY = "coalesce(i.device ->> 'time_zone', '')"
+_ZONED_KEYSET_WRITE = _WRITE_TEMPLATE.replace(
+    "{cursor}",
+    "$6::jsonb || coalesce((SELECT jsonb_build_object('zone', tz, 'after', id) FROM page "
+    "ORDER BY tz DESC, id DESC LIMIT 1), jsonb_build_object('zone', $15::text, 'after', $5))",
 )
 _LIST_WRITE = _WRITE_TEMPLATE.replace("{cursor}", "$6::jsonb")
 
@@ -148,21 +161,35 @@ async def keyset_page(
     primary_only: bool,
     cursor: dict[str, Any],
     local: LocalTime | None = None,
+    zone_after: str = "",
 ) -> Record:
     """One page of an ``all`` or ``tags`` target: the app's installations of one platform
-    after id ``after``, in id order, on the (app_id, platform, id) index.  A local-time
-    page is grouped by due time in the same statement (the page is read whole anyway: a
-    zone index would not spare a row)."""
+    after id ``after``, in id order, on the (app_id, platform, id) index; for a local-time
+    message after (``zone_after``, ``after``) in (zone, id) order, on the
+    (app_id, platform, zone, id) index, and grouped by due time in the same statement."""
     op = "@>" if match_all else "&&"
     tag_filter = f"AND ($8::text[] IS NULL OR i.tags {op} $8::text[])"
-    sql = f"""
-        WITH page AS (
-            SELECT i.id, i.platform, {_TZ} AS tz FROM installations i
-            WHERE i.app_id = $4 AND i.platform = $9 AND i.push_enabled AND i.id > $5
-              {tag_filter} AND {PRIMARY_FILTER}
-            ORDER BY i.id LIMIT $10
-        ) {_KEYSET_WRITE}
-        """
+    if local is None:
+        sql = f"""
+            WITH page AS (
+                SELECT i.id, i.platform, NULL::text AS tz FROM installations i
+                WHERE i.app_id = $4 AND i.platform = $9 AND i.push_enabled AND i.id > $5
+                  {tag_filter} AND {PRIMARY_FILTER}
+                ORDER BY i.id LIMIT $10
+            ) {_KEYSET_WRITE}
+            """
+        extra: tuple[Any, ...] = NO_LOCAL_TIME
+    else:
+        sql = f"""
+            WITH page AS (
+                SELECT i.id, i.platform, {_ZONE_KEY} AS tz FROM installations i
+                WHERE i.app_id = $4 AND i.platform = $9 AND i.push_enabled
+                  AND ({_ZONE_KEY}, i.id) > ($15::text, $5)
+                  {tag_filter} AND {PRIMARY_FILTER}
+                ORDER BY {_ZONE_KEY}, i.id LIMIT $10
+            ) {_ZONED_KEYSET_WRITE}
+            """
+        extra = (*local.args(), zone_after)
     row = await pool.fetchrow(
         _local(sql, 11),
         message_id,
@@ -175,7 +202,7 @@ async def keyset_page(
         tags,
         platform,
         limit,
-        *(local.args() if local else NO_LOCAL_TIME),
+        *extra,
     )
     assert row is not None
     return row

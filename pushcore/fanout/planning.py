@@ -124,11 +124,14 @@ async def _plan_keyset(
     start = platforms.index(cursor["platform"]) if cursor.get("platform") in platforms else 0
     for index, platform in enumerate(platforms[start:], start):
         after = int(cursor.get("after", 0)) if index == start else 0
+        # a local-time message's pages run in (zone, id) order: the cursor holds both
+        zone = str(cursor.get("zone", "")) if index == start else ""
         while True:
             row = await queries.keyset_page(
                 pool,
                 platform=platform,
                 after=after,
+                zone_after=zone,
                 limit=limit,
                 tags=target.tags,
                 match_all=target.match == "all",
@@ -140,7 +143,7 @@ async def _plan_keyset(
             await _enqueue(enqueuer, row)
             if row["seen"] < limit:
                 break
-            after = row["last_id"]
+            after, zone = row["last_id"], row["last_zone"] or ""
     return True
 
 

@@ -11,6 +11,7 @@ clock, as it does for accepting the send.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import time
 import zoneinfo
@@ -20,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from pushcore.config import Settings
 from pushcore.gateways.simulators import Simulators
 from tests.fanout.conftest import Worker, worker_env
 from tests.fanout.harness import Campaign, Device
@@ -208,3 +210,66 @@ async def test_cancel_of_a_partly_released_local_time_message(
     assert msg["counts"]["delivered"] == 2
     assert msg["counts"]["failed"] == 4
     assert msg["counts"]["pending"] == 0
+
+
+async def test_planner_pages_in_zone_order_keep_batches_full(
+    api: Client, sims: Simulators, fanout_settings: Settings
+) -> None:
+    """Pages of 8 over installations registered round-robin across three zones and none:
+    read in id order each page would hold four zones (batches of 2); in (zone, id) order
+    the batches are full but for each zone's last, every batch has one due time, its
+    zone's, and every installation is in exactly one.  Planned by the planner's function
+    on the real database and broker; nothing is due, so nothing is enqueued."""
+    from pushcore.db.pool import create_pool
+    from pushcore.fanout import localtime, planning
+    from workers.broker import close_broker, make_broker
+    from workers.enqueue import DramatiqEnqueuer
+
+    c = Campaign(api, sims)
+    await c.create_app()
+    zones = [DHAKA, KATHMANDU, KOLKATA, ""]
+    by_zone: dict[str, list[Device]] = {z: [] for z in zones}
+    for i in range(36):
+        zone = zones[i % 4]
+        by_zone[zone].append(
+            await c.register("android", i, device={"time_zone": zone} if zone else {})
+        )
+    local = wall_clock(DHAKA, dt.datetime.now(dt.UTC) + dt.timedelta(hours=3))
+    sent = await c.send(
+        target={"all": True}, send_at_local=local.isoformat(), default_time_zone="Asia/Karachi"
+    )
+    settings = dataclasses.replace(fanout_settings, batch_size=4, plan_batches_per_statement=2)
+    pool = await create_pool(settings, max_size=2)
+    broker = make_broker(settings)
+    try:
+        mid = await pool.fetchval(
+            "SELECT id FROM messages WHERE public_id = $1", sent["message_id"]
+        )
+        assert await planning.plan(pool, settings, DramatiqEnqueuer(broker), mid) == "scheduled"
+        rows = await pool.fetch(
+            "SELECT installation_ids, due_at, held FROM batches WHERE message_id = $1", mid
+        )
+        ids = {
+            await pool.fetchval(
+                "SELECT id FROM installations WHERE public_id = $1", d.installation_id
+            ): z
+            for z, ds in by_zone.items()
+            for d in ds
+        }
+    finally:
+        await asyncio.to_thread(close_broker, broker)
+        await pool.close()
+    planned = [i for r in rows for i in r["installation_ids"]]
+    assert sorted(planned) == sorted(ids)
+    for r in rows:
+        (zone,) = {ids[i] for i in r["installation_ids"]}
+        assert r["due_at"] == localtime.instant(local, zone or "Asia/Karachi")
+        assert r["held"]
+    # 9 per zone, in zone order ("", Dhaka, Kathmandu, Kolkata), pages of 8:
+    # [4 4] [1 | 4 3] [2 | 4 2] [3 | 4 1] [4]: 12 batches; in id order each page would have
+    # held 2 of each zone: 18 batches of 2
+    assert sorted(len(r["installation_ids"]) for r in rows) == [1, 1, 2, 2, 3, 3, 4, 4, 4, 4, 4, 4]
+    msg = await c.message(sent["message_id"])
+    assert (msg["status"], msg["counts"]["waiting"], msg["counts"]["targeted"]) == (
+        "scheduled", 36, 36,
+    )  # fmt: skip

@@ -140,6 +140,7 @@ CASES: list[tuple[dict[str, Any], int, str | None]] = [
             ({"send_at_local": "2026-12-25T09:00:00", "default_time_zone": None}, ZONE),
             ({"send_at_local": "2026-12-25T09:00:00", "default_time_zone": "Mars/Olympus"}, ZONE),
             ({"send_at_local": "2026-12-25T09:00:00", "default_time_zone": "CET+1"}, ZONE),
+            ({"send_at_local": "2026-12-25T09:00:00", "default_time_zone": "Asia"}, ZONE),
             ({"send_at_local": "2026-12-25T09:00:00", "default_time_zone": "../etc/passwd"}, ZONE),
             ({"send_at_local": "2026-12-25T09:00:00", "default_time_zone": ""}, ZONE),
             ({"send_at_local": "2026-12-25T09:00:00", "default_time_zone": "x" * 65}, ZONE),

@@ -15,6 +15,13 @@ ALTER TABLE batches ADD COLUMN held boolean NOT NULL DEFAULT false;
 -- The release pass: held batches by due time (released ones drop out of the index).
 CREATE INDEX batches_held ON batches (not_before) WHERE held;
 
+-- The planner reads a local-time message's `all`/`tags` audience in (zone, id) order, so
+-- that each page holds few zones and its batches stay full.  Registration pays one more
+-- index entry per installation (an update that leaves `device` alone stays HOT).
+CREATE INDEX installations_zone_keyset
+    ON installations (app_id, platform, (coalesce(device ->> 'time_zone', '')), id)
+    WHERE push_enabled;
+
 -- Recipients in held batches: the message stays `scheduled` while any are planned or
 -- waiting.  Kept by the statements that hold or release batches, so reading it is free.
 ALTER TABLE messages ADD COLUMN waiting bigint NOT NULL DEFAULT 0;
