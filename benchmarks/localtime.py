@@ -7,7 +7,7 @@ registered time zones (whole, half and three-quarter hour offsets) and the rest 
 then R rounds, alternated, of planning a plain ``all`` broadcast and the same broadcast
 with ``send_at_local`` (every page grouped by due time, every batch held), each planned by
 the planner's own function with an enqueuer that only counts.  Then the reaper's release
-pass over the local-time message's held batches (a second pool whose schedule clock is a
+pass over the held batches of the local-time messages (a second pool whose schedule clock is a
 day ahead, so that every batch is due).
 
 Writes ``benchmarks/results/localtime-<date>.json`` and ``.png``; the JSON is also the
@@ -151,9 +151,9 @@ async def _release(settings: Settings, message_id: int) -> dict[str, Any]:
         await pool.close()
 
 
-async def run(devices: int, rounds: int) -> dict[str, Any]:
-    fresh_database(DB)
-    settings = load_settings(environ={}, database_url=DB, batch_size=500)
+async def run(devices: int, rounds: int, database_url: str = DB) -> dict[str, Any]:
+    fresh_database(database_url)
+    settings = load_settings(environ={}, database_url=database_url, batch_size=500)
     pool = await create_pool(settings, max_size=4)
     try:
         app_id = await _registry(pool, devices)
@@ -220,11 +220,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--devices", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--label", default="")
+    parser.add_argument("--database-url", default=DB, help="emptied first: must name a bench db")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="directory of the results")
     args = parser.parse_args(argv)
-    result = asyncio.run(run(args.devices, args.rounds))
+    result = asyncio.run(run(args.devices, args.rounds, args.database_url))
     stem = f"localtime{'-' + args.label if args.label else ''}-{dt.date.today().isoformat()}"
-    RESULTS.mkdir(exist_ok=True)
-    json_path, png_path = RESULTS / f"{stem}.json", RESULTS / f"{stem}.png"
+    args.out.mkdir(parents=True, exist_ok=True)
+    json_path, png_path = args.out / f"{stem}.json", args.out / f"{stem}.png"
     _plot(result, png_path)
     result["written"] = {"json": str(json_path), "png": str(png_path)}
     json_path.write_text(json.dumps(result, indent=2) + "\n")

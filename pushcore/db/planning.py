@@ -62,11 +62,7 @@ _WRITE_TEMPLATE = """
     FROM guard WHERE m.id = guard.id
     RETURNING m.id
 )
-SELECT (SELECT count(*) FROM page) AS seen,
-       -- the page's last key: (tz, id) of a zone-ordered page, the greatest id of others
-       -- (their tz is NULL throughout, and DESC puts NULLs first)
-       (SELECT id FROM page ORDER BY tz DESC, id DESC LIMIT 1) AS last_id,
-       (SELECT tz FROM page ORDER BY tz DESC, id DESC LIMIT 1) AS last_zone,
+SELECT (SELECT count(*) FROM page) AS seen, {last_key} AS last_id, {last_zone} AS last_zone,
        EXISTS (SELECT 1 FROM upd) AS owned,
        coalesce((SELECT array_agg(id ORDER BY id) FROM ins WHERE NOT held), '{}') AS batch_ids,
        coalesce((SELECT array_agg(platform ORDER BY id) FROM ins WHERE NOT held), '{}')
@@ -101,19 +97,34 @@ class LocalTime:
 NO_LOCAL_TIME: tuple[Any, ...] = ([], [], None, None)
 
 
-_KEYSET_WRITE = _WRITE_TEMPLATE.replace(
-    "{cursor}", "$6::jsonb || jsonb_build_object('after', coalesce((SELECT max(id) FROM page), $5))"
+def _id_ordered(sql: str) -> str:
+    """``sql`` for a page in id order: its last key is its greatest id."""
+    return sql.replace("{last_key}", "(SELECT max(id) FROM page)").replace(
+        "{last_zone}", "NULL::text"
+    )
+
+
+_KEYSET_WRITE = _id_ordered(
+    _WRITE_TEMPLATE.replace(
+        "{cursor}",
+        "$6::jsonb || jsonb_build_object('after', coalesce((SELECT max(id) FROM page), $5))",
+    )
 )
 # A local-time keyset page is read in (zone, id) order on installations_zone_keyset, so
 # that a page holds few zones and its batches stay full (in id order, a page of 10,000
 # spread over 300 zones would make batches of ~33); its cursor is the last (zone, id).
 _ZONE_KEY = "coalesce(i.device ->> 'time_zone', '')"
-_ZONED_KEYSET_WRITE = _WRITE_TEMPLATE.replace(
-    "{cursor}",
-    "$6::jsonb || coalesce((SELECT jsonb_build_object('zone', tz, 'after', id) FROM page "
-    "ORDER BY tz DESC, id DESC LIMIT 1), jsonb_build_object('zone', $15::text, 'after', $5))",
+# (the page's last key is sorted out once, in ``last``, a CTE the page query adds)
+_ZONED_KEYSET_WRITE = (
+    _WRITE_TEMPLATE.replace(
+        "{cursor}",
+        "$6::jsonb || coalesce((SELECT jsonb_build_object('zone', tz, 'after', id) FROM last), "
+        "jsonb_build_object('zone', $15::text, 'after', $5))",
+    )
+    .replace("{last_key}", "(SELECT id FROM last)")
+    .replace("{last_zone}", "(SELECT tz FROM last)")
 )
-_LIST_WRITE = _WRITE_TEMPLATE.replace("{cursor}", "$6::jsonb")
+_LIST_WRITE = _id_ordered(_WRITE_TEMPLATE.replace("{cursor}", "$6::jsonb"))
 
 
 async def claim(pool: Pool, message_id: int, lease_seconds: float) -> Record | None:
@@ -187,6 +198,8 @@ async def keyset_page(
                   AND ({_ZONE_KEY}, i.id) > ($15::text, $5)
                   {tag_filter} AND {PRIMARY_FILTER}
                 ORDER BY {_ZONE_KEY}, i.id LIMIT $10
+            ), last AS (
+                SELECT tz, id FROM page ORDER BY tz DESC, id DESC LIMIT 1
             ) {_ZONED_KEYSET_WRITE}
             """
         extra = (*local.args(), zone_after)

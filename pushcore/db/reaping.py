@@ -39,8 +39,9 @@ async def claim_pass(conn: Connection, name: str, every_seconds: float) -> bool:
 async def stuck_batches(pool: Pool, requeue_after: float, limit: int) -> list[Record]:
     """Batches to enqueue again: a lease that expired (the worker died or hung), or queued
     and due but not picked up for ``requeue_after`` seconds (its broker message was lost:
-    a flushed Redis, a failed enqueue).  Marks them re-enqueued now, so each is handed out
-    once per period."""
+    a flushed Redis, a failed enqueue; due by the schedule's clock, as the claim judges it).
+    Held local-time batches are not stuck: they wait for :func:`release_held`.  Marks them
+    re-enqueued now, so each is handed out once per period."""
     rows: list[Record] = await pool.fetch(
         """
         WITH stuck AS (
@@ -50,7 +51,7 @@ async def stuck_batches(pool: Pool, requeue_after: float, limit: int) -> list[Re
             SELECT id FROM batches
             WHERE state = 'queued' AND NOT held
               AND enqueued_at < now() - make_interval(secs => $1)
-              AND (not_before IS NULL OR not_before < now() - make_interval(secs => $1))
+              AND (not_before IS NULL OR not_before < clock_now() - make_interval(secs => $1))
             LIMIT $2
         )
         UPDATE batches b SET enqueued_at = now(),
@@ -64,7 +65,7 @@ async def stuck_batches(pool: Pool, requeue_after: float, limit: int) -> list[Re
                OR (b.state = 'queued' AND NOT b.held
                    AND b.enqueued_at < now() - make_interval(secs => $1)
                    AND (b.not_before IS NULL
-                        OR b.not_before < now() - make_interval(secs => $1))))
+                        OR b.not_before < clock_now() - make_interval(secs => $1))))
         RETURNING b.id, b.platform
         """,
         requeue_after,

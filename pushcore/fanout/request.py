@@ -96,6 +96,7 @@ class SendRequestBase(msgspec.Struct, forbid_unknown_fields=True, frozen=True, k
                 "message at this time in its registered time zone (device.time_zone), or in "
                 "default_time_zone; not with send_at. Recipients whose time had already passed "
                 "when the send was accepted are skipped (failed, local_time_passed)",
+                examples=["2026-12-24T09:00:00"],
             ),
         ]
         | None
@@ -108,6 +109,7 @@ class SendRequestBase(msgspec.Struct, forbid_unknown_fields=True, frozen=True, k
                 max_length=64,
                 description="IANA time zone for installations that registered none; required "
                 "with send_at_local (and only with it)",
+                examples=["Europe/Lisbon"],
             ),
         ]
         | None

@@ -273,3 +273,54 @@ async def test_planner_pages_in_zone_order_keep_batches_full(
     assert (msg["status"], msg["counts"]["waiting"], msg["counts"]["targeted"]) == (
         "scheduled", 36, 36,
     )  # fmt: skip
+
+
+async def test_a_released_batch_whose_enqueue_was_lost_is_handed_out_by_the_reaper(
+    api: Client, sims: Simulators, fanout_settings: Settings, phases: Phases
+) -> None:
+    """The release pass commits (held cleared, recipients no longer waiting) and its
+    process dies before the enqueue: the ledger still says the batch is queued and due,
+    so the next worker's reaper hands it out after PUSHCORE_REQUEUE_AFTER_SECONDS."""
+    from pushcore.db import reaping
+    from pushcore.db.pool import create_pool
+    from pushcore.fanout import planning
+    from workers.broker import close_broker, make_broker
+    from workers.enqueue import DramatiqEnqueuer
+
+    c = Campaign(api, sims)
+    await c.create_app()
+    devices = [await c.register("ios", i, device={"time_zone": DHAKA}) for i in range(2)]
+    local = wall_clock(DHAKA, dt.datetime.now(dt.UTC) + dt.timedelta(minutes=20))
+    due = local.replace(tzinfo=zoneinfo.ZoneInfo(DHAKA))
+    sent = await c.send(
+        target={"all": True}, send_at_local=local.isoformat(), default_time_zone=DHAKA
+    )
+    pool = await create_pool(fanout_settings, max_size=2)
+    ahead = dataclasses.replace(
+        fanout_settings,
+        clock_offset_seconds=(due - dt.datetime.now(dt.UTC)).total_seconds() + 1,
+    )
+    pool_ahead = await create_pool(ahead, max_size=2)
+    broker = make_broker(fanout_settings)
+    try:
+        mid = await pool.fetchval(
+            "SELECT id FROM messages WHERE public_id = $1", sent["message_id"]
+        )
+        assert (
+            await planning.plan(pool, fanout_settings, DramatiqEnqueuer(broker), mid) == "scheduled"
+        )
+        assert await reaping.release_held(pool, 100) == []  # not due by the real clock
+        # due: released (one batch), and the enqueue that would follow never happens
+        assert len(await reaping.release_held(pool_ahead, 100)) == 1
+    finally:
+        await asyncio.to_thread(close_broker, broker)
+        await pool.close()
+        await pool_ahead.close()
+    msg = await c.message(sent["message_id"])
+    assert (msg["status"], msg["counts"]["waiting"]) == ("sending", 0)
+    assert all(c.received(d) == 0 for d in devices)
+    phases.start(due + dt.timedelta(seconds=2))
+    msg = await c.wait(sent["message_id"])
+    assert msg["status"] == "done"
+    assert msg["counts"]["delivered"] == 2
+    assert all(c.accepted(d) == 1 for d in devices)
