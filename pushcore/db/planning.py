@@ -4,7 +4,8 @@ Each page is one statement that reads up to ``batch_size * batches_per_statement
 installation ids, writes them as batches, adds to the message's counters and advances its
 cursor, guarded by the planner's claim number: a planner whose lease expired (and whose
 message another planner took over) writes nothing.  So planning never holds the audience in
-memory and resumes where it stopped after a crash.
+memory and resumes where it stopped after a crash.  A local-time message's pages are
+grouped by due time in the same statement, and the batches not yet due are written held.
 """
 
 from __future__ import annotations
