@@ -17,6 +17,8 @@
 - ``benchmarks.templates``: a 200,000-device broadcast with templates and localizations
   against the same with fixed content, alternated twice, and a ``recipients`` send to
   100,000 users beside a plain one (``templates``); ~6 minutes.
+- ``benchmarks.localtime``: planning a 200,000-device broadcast with ``send_at_local``
+  (grouped by due time, held) beside the plain one, and the reaper's release pass; ~1 min.
 - ``benchmarks.console``: every web console page on a 100,000-installation app; ~60 s.
 - ``benchmarks.goaway``: answered requests reported lost under GOAWAY + RST_STREAM, with
   the fault server closing at once and with its lingering close, 5 runs each; ~1 minute.
@@ -37,7 +39,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from benchmarks import console, goaway, registration, transport
+from benchmarks import console, goaway, localtime, registration, transport
 from benchmarks.fanout.cli import main as fanout_main
 from benchmarks.inbox.cli import main as inbox_main
 from benchmarks.templates.run import main as templates_main
@@ -91,6 +93,11 @@ def _templates() -> list[str]:
     return [result["written"]["json"], result["written"]["png"]]
 
 
+def _localtime() -> list[str]:
+    result = localtime.main(["--devices", str(FANOUT_DEVICES)])
+    return [result["written"]["json"], result["written"]["png"]]
+
+
 def _goaway() -> list[str]:
     result = goaway.main([])
     return [result["written"]["json"], result["written"]["png"]]
@@ -104,6 +111,7 @@ STEPS: dict[str, Callable[[], list[str]]] = {
     "transactional-during-broadcast": _transactional_during_broadcast,
     "inbox": _inbox,
     "templates": _templates,
+    "localtime": _localtime,
     "console": _console,
     "goaway": _goaway,
 }

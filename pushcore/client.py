@@ -95,8 +95,11 @@ class PushcoreClient:
         self, target: dict[str, Any], notification: dict[str, Any], **options: Any
     ) -> dict[str, Any]:
         """``options``: platforms, primary_only, ttl_seconds, priority, collapse_key,
-        send_at (ISO 8601), idempotency_key, apns, fcm, webpush, inbox (true or
-        ``{"topic", "expires_at"}``), push (false: inbox only)."""
+        send_at (ISO 8601), send_at_local (a wall-clock time without offset, each
+        installation at that time in its registered time zone) with default_time_zone
+        (IANA, required with it), idempotency_key, apns, fcm, webpush, localizations, inbox
+        (true or ``{"topic", "expires_at"}``), push (false: inbox only).  The message's
+        ``counts.waiting`` are the recipients whose local time has not come."""
         body = {"target": target, "notification": notification, **options}
         result: dict[str, Any] = await self._call("POST", f"{self._app}/messages", body)
         return result

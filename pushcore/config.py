@@ -13,6 +13,7 @@ these declarations by a test.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import os
 import secrets
 from collections.abc import Callable, Mapping
@@ -304,6 +305,14 @@ class Settings:
     reaper_interval_seconds: float = setting(
         "REAPER_INTERVAL_SECONDS", 5.0, _float(0.1, 3600), "How often the reaper scans the ledger."
     )
+    clock_offset_seconds: float = setting(
+        "CLOCK_OFFSET_SECONDS",
+        0.0,
+        _float(-366 * 86_400, 366 * 86_400),
+        "Shifts the clock that decides when scheduled and local-time sends fall due and when "
+        "TTLs run out (rehearsals and tests of a schedule); leave 0 in production. Every "
+        "process of a deployment must have the same value.",
+    )
     send_timeout_seconds: float = setting(
         "SEND_TIMEOUT_SECONDS", 30.0, _float(0.1, 600), "Deadline for all requests of one batch."
     )
@@ -459,6 +468,11 @@ class Settings:
         "other internal addresses are refused whatever this says, at registration and on "
         "the connected address at send time.",
     )
+
+    def now(self) -> dt.datetime:
+        """The schedule's clock (UTC): the machine's, shifted by PUSHCORE_CLOCK_OFFSET_SECONDS;
+        the SQL side's ``clock_now()`` reads the same offset from the session."""
+        return dt.datetime.now(dt.UTC) + dt.timedelta(seconds=self.clock_offset_seconds)
 
     def endpoint_policy(self) -> EndpointPolicy:
         """The one Web Push endpoint policy: registration and sending apply the same."""

@@ -288,6 +288,9 @@ class InboxSeenResult(Struct, kw_only=True):
 
 
 class Counts(Struct, kw_only=True):
+    """Recipients by outcome.  ``pending`` = targeted less the answered ones; ``waiting``
+    (part of pending) are those of a local-time send whose time has not come."""
+
     targeted: int
     delivered: int
     invalid_removed: int
@@ -295,6 +298,8 @@ class Counts(Struct, kw_only=True):
     failed: int
     retrying: int
     pending: int
+    # of pending: recipients of a local-time send (send_at_local) whose time has not come
+    waiting: int
     opened: int
     inboxed: int  # users the message was stored for (inbox)
     seen: int  # users who marked it seen in their inbox

@@ -27,13 +27,18 @@ MAX_ERRORS = 20
 # of each recipient, in the order of the ids (with the recipient's own data of a
 # ``recipients`` send).  For any other message that lateral is a one-time filter that is
 # false: no scan, no cost.  (Raw-token sends never carry templates: submit refuses them.)
+# A local-time batch's TTL and age count from its own due time (``due_at``), and
+# ``passed`` says its recipients' time was over before the message was accepted.
 _LOADED = (
     """
 SELECT b.id, b.claims, b.message_id, b.app_id, b.platform, b.attempt,
        cardinality(b.installation_ids) AS size, b.installation_ids AS planned,
-       m.status, m.notification, m.expires_at < now() AS expired,
-       extract(epoch FROM now() - coalesce(m.send_at, m.created_at))::float8 AS age,
-       extract(epoch FROM m.expires_at - now())::float8 AS ttl_left,
+       m.status, m.notification, coalesce(b.expires_at, m.expires_at) < clock_now() AS expired,
+       coalesce(b.due_at < m.local_from, false) AS passed,
+       extract(epoch FROM clock_now() - coalesce(b.due_at, m.send_at, m.created_at))::float8
+           AS age,
+       extract(epoch FROM coalesce(b.expires_at, m.expires_at) - clock_now())::float8
+           AS ttl_left,
        c.updated_at AS credentials_version, c.credentials,
        CASE WHEN b.raw_tokens IS NULL THEN r.ids ELSE b.installation_ids END AS ids,
        coalesce(b.raw_tokens, r.tokens) AS tokens, coalesce(b.raw_p256dh, r.p256dh) AS p256dh,
@@ -63,9 +68,10 @@ LEFT JOIN LATERAL (
 """
 )
 _CLAIMED = """b.id, b.claims, b.message_id, b.app_id, b.platform, b.attempt, b.installation_ids,
-    b.tokens AS raw_tokens, b.p256dh AS raw_p256dh, b.auth AS raw_auth"""
+    b.tokens AS raw_tokens, b.p256dh AS raw_p256dh, b.auth AS raw_auth, b.due_at, b.expires_at"""
+# due (by the schedule's clock) and not held for its local time
 _CLAIMABLE = """(b.state = 'queued' OR (b.state = 'sending' AND b.lease_until < now()))
-  AND (b.not_before IS NULL OR b.not_before <= now() + interval '1 second')
+  AND NOT b.held AND (b.not_before IS NULL OR b.not_before <= clock_now() + interval '1 second')
   AND NOT EXISTS (SELECT 1 FROM provider_pauses p WHERE p.app_id = b.app_id
                   AND p.platform = b.platform AND p.paused_until > now())"""
 
@@ -230,9 +236,10 @@ WITH input AS (
               cardinality(bt.installation_ids) AS size, i.delivered, i.failed, i.reasons,
               i.sender_error, i.retry_delay, ri.ids AS retry_ids, i.codes, i.labels,
               bt.installation_ids AS planned, bt.tokens AS raw_tokens, bt.p256dh AS raw_p256dh,
-              bt.auth AS raw_auth
+              bt.auth AS raw_auth, bt.due_at, bt.expires_at
 ), mm AS (
-    SELECT m.id, m.status IN ('queued', 'sending') AS open, m.status AS old_status
+    SELECT m.id, m.status IN ('scheduled', 'queued', 'sending') AS open,
+           m.status AS old_status
     FROM messages m WHERE m.id IN (SELECT message_id FROM b)
     ORDER BY m.id
     FOR UPDATE OF m
@@ -263,6 +270,7 @@ WITH input AS (
     SELECT b.id, b.message_id, b.app_id, b.platform, b.attempt, b.lane, b.size,
            b.delivered, b.failed, b.reasons, b.retry_delay, b.retry_ids, b.codes, b.labels,
            b.planned, b.raw_tokens, b.raw_p256dh, b.raw_auth, b.raw_tokens IS NOT NULL AS raw,
+           b.due_at, b.expires_at,
            (SELECT count(*) FROM del WHERE del.bid = b.id) AS deleted,
            (SELECT count(*) FROM unnest($8::bigint[]) AS x(bid) WHERE x.bid = b.id) AS invalid_n,
            coalesce(cardinality(b.retry_ids), 0) AS retry_n,
@@ -270,9 +278,10 @@ WITH input AS (
     FROM b JOIN mm ON mm.id = b.message_id JOIN merr ON merr.message_id = b.message_id
 ), retry AS (
     INSERT INTO batches (message_id, app_id, platform, installation_ids, attempt, not_before,
-                         lane, tokens, p256dh, auth)
+                         lane, due_at, expires_at, tokens, p256dh, auth)
     SELECT pb.message_id, pb.app_id, pb.platform, pb.retry_ids, pb.attempt + 1,
-           now() + make_interval(secs => pb.retry_delay), pb.lane,
+           clock_now() + make_interval(secs => pb.retry_delay), pb.lane, pb.due_at,
+           pb.expires_at,
            -- a raw-token retry takes its addresses along, in the order of its ids
            CASE WHEN pb.raw THEN ARRAY(
                SELECT pb.raw_tokens[x.k] FROM unnest(pb.planned) WITH ORDINALITY AS x(id, k)
@@ -284,7 +293,7 @@ WITH input AS (
                SELECT pb.raw_auth[x.k] FROM unnest(pb.planned) WITH ORDINALITY AS x(id, k)
                WHERE x.id = ANY(pb.retry_ids) ORDER BY x.id) END
     FROM pb WHERE pb.retried
-    RETURNING id, platform, lane, extract(epoch FROM not_before - now())::float8 AS delay
+    RETURNING id, platform, lane, extract(epoch FROM not_before - clock_now())::float8 AS delay
 ), results AS (
     -- a retry that is not written (the message stopped) is the recipient's last answer:
     -- its "retry/<reason>" label becomes "failed/not_retried:<reason>"
@@ -333,9 +342,9 @@ WITH input AS (
                                   WITH ORDINALITY AS x(e, k)
                     ORDER BY k DESC LIMIT {MAX_ERRORS}) last) END,
         status = CASE
-            WHEN merr.sender_error IS NOT NULL AND m.status IN ('queued', 'sending')
+            WHEN merr.sender_error IS NOT NULL AND m.status IN ('scheduled', 'queued', 'sending')
                 THEN 'failed'
-            WHEN m.status IN ('queued', 'sending') AND m.planned
+            WHEN m.status IN ('scheduled', 'queued', 'sending') AND m.planned
                  AND m.open_batches + pm.open_delta = 0 THEN 'done'
             ELSE m.status END,
         finished_at = CASE

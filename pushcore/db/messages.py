@@ -29,7 +29,7 @@ class LanePlan:
 COLUMNS = (
     """
     m.id, m.public_id, m.status, m.targeted, m.delivered, m.invalid_removed, m.invalid, m.failed,
-    m.retrying, m.opened, m.failure_reasons, m.errors, m.created_at, m.started_at,
+    m.retrying, m.waiting, m.opened, m.failure_reasons, m.errors, m.created_at, m.started_at,
     m.finished_at, m.send_at, m.platforms, m.inboxed, """
     + SEEN_COLUMN
 )
@@ -45,6 +45,7 @@ async def create(
     primary_only: bool,
     send_at: dt.datetime | None,
     ttl_seconds: int | None,
+    local_from: dt.datetime | None = None,
     idempotency_key: str | None,
     lane: LanePlan | None = None,
     recipients: tuple[list[str], list[Any]] | None = None,
@@ -53,7 +54,9 @@ async def create(
     message instead (``created`` False).  Keys older than 24 hours are released first.
     With ``lane``, the message is inserted planned (its lane batches written, workers
     notified at commit), in one statement when there is no idempotency key.  ``recipients``
-    (user ids and their data) are stored with the message, in its transaction."""
+    (user ids and their data) are stored with the message, in its transaction.  A
+    local-time message (``local_from``: the clock when accepted) is ``scheduled`` from the
+    start, ``send_at`` being when its planning starts; its batches carry their own expiry."""
     planned: dict[str, Any] = {}
     if lane is not None:
         planned = {
@@ -92,11 +95,14 @@ async def create(
             row = await conn.fetchrow(
                 f"""
                 INSERT INTO messages AS m (app_id, status, request, notification, platforms,
-                                           primary_only, send_at, expires_at, idempotency_key)
+                                           primary_only, send_at, expires_at, idempotency_key,
+                                           local_from)
                 VALUES ($1,
-                        CASE WHEN $6::timestamptz > now() THEN 'scheduled' ELSE 'queued' END,
+                        CASE WHEN $9::timestamptz IS NOT NULL OR $6::timestamptz > clock_now()
+                             THEN 'scheduled' ELSE 'queued' END,
                         $2, $3, $4, $5, $6,
-                        coalesce($6, now()) + make_interval(secs => $7::double precision), $8)
+                        CASE WHEN $9::timestamptz IS NULL THEN coalesce($6, now())
+                             + make_interval(secs => $7::double precision) END, $8, $9)
                 ON CONFLICT (app_id, idempotency_key) WHERE idempotency_key IS NOT NULL
                     DO NOTHING
                 RETURNING {COLUMNS}
@@ -109,6 +115,7 @@ async def create(
                 send_at,
                 ttl_seconds,
                 idempotency_key,
+                local_from,
             )
         if row is not None:
             if recipients is not None:
@@ -167,8 +174,9 @@ _CANCEL_EVENTS = webhooks.status_events("m u JOIN target ON target.id = u.id", "
 
 
 async def cancel(pool: Pool, app_id: int, public_id: uuid.UUID) -> Record | None:
-    """Cancel: batches still queued are closed as failed (reason ``cancelled``, also in
-    their per-recipient results) in the same statement; batches being sent finish
+    """Cancel: batches still queued (a local-time message's held ones too: what was sent
+    stays sent) are closed as failed (reason ``cancelled``, also in their per-recipient
+    results) in the same statement; batches being sent finish
     normally; the planner stops at its next step; the message leaves the inboxes.
     Cancelling a finished message changes nothing.  None when there is no such message."""
     row: Record | None = await pool.fetchrow(
@@ -180,7 +188,7 @@ async def cancel(pool: Pool, app_id: int, public_id: uuid.UUID) -> Record | None
             FOR UPDATE
         ), closed AS (
             UPDATE batches b SET state = 'done', failed = cardinality(b.installation_ids),
-                finished_at = now()
+                finished_at = now(), held = false
             FROM target WHERE b.message_id = target.id AND b.state = 'queued'
             RETURNING b.id, b.message_id, cardinality(b.installation_ids) AS n, b.attempt
         ), results AS (
@@ -203,6 +211,8 @@ async def cancel(pool: Pool, app_id: int, public_id: uuid.UUID) -> Record | None
                 finished_at = now(),
                 failed = m.failed + totals.n,
                 retrying = m.retrying - totals.retrying,
+                -- every held batch is queued, so closed above
+                waiting = 0,
                 open_batches = m.open_batches - totals.batches,
                 failure_reasons = add_counts(m.failure_reasons,
                                              jsonb_build_object('cancelled', totals.n))

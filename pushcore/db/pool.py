@@ -63,7 +63,11 @@ async def create_pool(settings: Settings, *, max_size: int | None = None) -> Poo
             timeout=10,
             init=_init_connection,
             reset=_no_reset,
-            server_settings=SERVER_SETTINGS,
+            server_settings={
+                **SERVER_SETTINGS,
+                # read by the SQL clock_now() (migration 0015), the schedule's clock
+                "pushcore.clock_offset": repr(settings.clock_offset_seconds),
+            },
         )
     except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
         raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc

@@ -7,6 +7,10 @@ chunks of :data:`LIST_CHUNK` values with ``= ANY``.  Each page is one statement 
 the page size whatever the audience.  A crash resumes from the stored cursor: the batches a
 crashed planner wrote but did not enqueue are picked up by the reaper.
 
+A local-time message (``send_at_local``) is planned about a day ahead: each page is grouped
+by the recipients' due times (``pushcore.fanout.localtime``), and the batches not yet due
+are written held, not enqueued; the reaper releases them when due.
+
 A message with ``inbox`` is then stored in its users' inboxes (``pushcore.db.inbox``: one
 row for a whole-app send, one entry per user for the others, in pages with a cursor of
 their own); with ``push: false`` that is all, and the message is done without batches.
@@ -24,9 +28,9 @@ from pushcore.db import inbox as inbox_queries
 from pushcore.db import planning as queries
 from pushcore.db.inbox import InboxPlan
 from pushcore.db.pool import Pool
-from pushcore.fanout import raw_tokens
+from pushcore.fanout import localtime, raw_tokens
 from pushcore.fanout.queue import BatchJob, Enqueuer
-from pushcore.fanout.request import InboxOptions
+from pushcore.fanout.request import InboxOptions, SendRequest
 from pushcore.fanout.targets import Target, TargetKind
 from pushcore.providers import registry
 
@@ -61,6 +65,7 @@ async def plan(pool: Pool, settings: Settings, enqueuer: Enqueuer, message_id: i
         "app_id": claimed["app_id"],
         "batch_size": settings.batch_size,
         "primary_only": claimed["primary_only"],
+        "local": local_time(request) if claimed["local_from"] is not None else None,
     }
     cursor = claimed["plan_cursor"]
     if not request.get("push", True):
@@ -119,11 +124,14 @@ async def _plan_keyset(
     start = platforms.index(cursor["platform"]) if cursor.get("platform") in platforms else 0
     for index, platform in enumerate(platforms[start:], start):
         after = int(cursor.get("after", 0)) if index == start else 0
+        # a local-time message's pages run in (zone, id) order: the cursor holds both
+        zone = str(cursor.get("zone", "")) if index == start else ""
         while True:
             row = await queries.keyset_page(
                 pool,
                 platform=platform,
                 after=after,
+                zone_after=zone,
                 limit=limit,
                 tags=target.tags,
                 match_all=target.match == "all",
@@ -135,7 +143,7 @@ async def _plan_keyset(
             await _enqueue(enqueuer, row)
             if row["seen"] < limit:
                 break
-            after = row["last_id"]
+            after, zone = row["last_id"], row["last_zone"] or ""
     return True
 
 
@@ -239,12 +247,23 @@ async def _plan_tokens(
         tokens=[a.token for a in wanted],
         p256dh=[a.p256dh for a in wanted],
         auth=[a.auth for a in wanted],
-        **{k: v for k, v in common.items() if k != "primary_only"},
+        **{k: v for k, v in common.items() if k not in ("primary_only", "local")},
     )
     if not row["owned"]:
         return False
     await _enqueue(enqueuer, row)
     return True
+
+
+def local_time(request: dict[str, Any]) -> queries.LocalTime:
+    """A local-time message's due times (``send_at_local`` in every zone, the default
+    zone's) and its TTL, which each batch counts from its own time."""
+    send = msgspec.convert(request, SendRequest)
+    assert send.send_at_local is not None
+    assert send.default_time_zone is not None
+    zones, dues = localtime.instants(send.send_at_local)
+    default_due = localtime.instant(send.send_at_local, send.default_time_zone)
+    return queries.LocalTime(zones, dues, default_due, send.ttl())
 
 
 async def _enqueue(enqueuer: Enqueuer, row: Any) -> None:

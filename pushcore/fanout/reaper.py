@@ -2,10 +2,12 @@
 
 Every PUSHCORE_REAPER_INTERVAL_SECONDS one process (the holder of a PostgreSQL advisory
 lock, which finds the pass due in ``reaper_passes``: one pass per interval however many
-processes run the loop) enqueues again the batches whose lease expired or whose broker
-message was lost, and starts planning of due scheduled messages and of messages whose plan
-job was lost.  This is what makes a SIGKILLed worker or a flushed Redis harmless;
-Dramatiq's own Redis recovery (0.1% maintenance chance, 60 s heartbeat) is not relied upon.
+processes run the loop) releases the local-time batches now due (``send_at_local``: held in
+the ledger until then, never waiting on a broker delay), enqueues again the batches whose
+lease expired or whose broker message was lost, and starts planning of due scheduled
+messages and of messages whose plan job was lost.  This is what makes a SIGKILLed worker
+or a flushed Redis harmless; Dramatiq's own Redis recovery (0.1% maintenance chance, 60 s
+heartbeat) is not relied upon.
 Once a day (cluster-wide, by the same clock) it also deletes stale registrations and inbox
 messages past their retention, and once an hour per-recipient results and delivered or
 given-up webhook events older than PUSHCORE_RESULTS_RETENTION_DAYS.
@@ -35,7 +37,12 @@ PRUNE_RESULTS_EVERY = 3600.0
 
 
 async def reap_once(pool: Pool, settings: Settings, enqueuer: Enqueuer) -> tuple[int, int]:
-    """One pass (no lock): returns (batches, messages) handed out again."""
+    """One pass (no lock): returns (batches, messages) handed out again.  Local-time
+    batches that fell due are released first (so at most one interval late)."""
+    released = await reaping.release_held(pool, SCAN_LIMIT)
+    if released:
+        await enqueuer.batches([BatchJob(r["id"], r["platform"]) for r in released])
+        log.info("reaper: %d local-time batches due and released", len(released))
     batches = await reaping.stuck_batches(pool, settings.requeue_after_seconds, SCAN_LIMIT)
     if batches:
         await enqueuer.batches([BatchJob(r["id"], r["platform"]) for r in batches])

@@ -87,6 +87,33 @@ class SendRequestBase(msgspec.Struct, forbid_unknown_fields=True, frozen=True, k
         ]
         | None
     ) = None
+    send_at_local: (
+        Annotated[
+            dt.datetime,
+            msgspec.Meta(
+                tz=False,
+                description="a wall-clock time without an offset: each installation gets the "
+                "message at this time in its registered time zone (device.time_zone), or in "
+                "default_time_zone; not with send_at. Recipients whose time had already passed "
+                "when the send was accepted are skipped (failed, local_time_passed)",
+                examples=["2026-12-24T09:00:00"],
+            ),
+        ]
+        | None
+    ) = None
+    default_time_zone: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                min_length=1,
+                max_length=64,
+                description="IANA time zone for installations that registered none; required "
+                "with send_at_local (and only with it)",
+                examples=["Europe/Lisbon"],
+            ),
+        ]
+        | None
+    ) = None
     idempotency_key: Annotated[str, msgspec.Meta(min_length=1, max_length=128)] | None = None
     # also store the message in the inbox of every user the target reaches
     inbox: bool | InboxOptions = False

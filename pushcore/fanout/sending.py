@@ -172,8 +172,10 @@ async def _process(ctx: SendContext, row: Record) -> tuple[queries.BatchResult, 
     """Deliver one claimed batch (or decide it without sending) and tally the answers."""
     tally = Tally()
     tally.fail("gone", row["size"] - len(row["ids"]))
-    if row["status"] not in ("queued", "sending"):
+    if row["status"] not in ("scheduled", "queued", "sending"):  # scheduled: local time
         tally.fail_all(f"message_{row['status']}", len(row["ids"]))
+    elif row["passed"]:  # their local time was over before the send was accepted
+        tally.fail_all("local_time_passed", len(row["ids"]))
     elif row["expired"]:
         tally.fail_all("expired", len(row["ids"]))
     elif row["ids"]:

@@ -18,7 +18,7 @@ from pushcore.db.inbox import InboxPlan
 from pushcore.db.messages import LanePlan
 from pushcore.db.pool import Pool, Record
 from pushcore.endpoints import EndpointPolicy
-from pushcore.fanout import raw_tokens
+from pushcore.fanout import localtime, raw_tokens
 from pushcore.fanout.errors import InvalidSend
 from pushcore.fanout.planning import list_values
 from pushcore.fanout.providers import ProviderCache
@@ -27,6 +27,7 @@ from pushcore.fanout.request import SendRequestBase
 from pushcore.fanout.targets import TargetKind
 from pushcore.providers import registry
 from pushcore.providers.errors import CredentialsError, InvalidNotification, PayloadTooLarge
+from pushcore.templates import locale
 
 EnqueuePlan = Callable[[int], Awaitable[None]]
 
@@ -40,11 +41,13 @@ def check(
     """The platforms this message goes to; :class:`InvalidSend` when it cannot be sent.
     ``providers`` caches the providers between calls (loading keys is most of a check's
     cost); without it they are built for this call."""
-    _check_request(request)
+    _check_request(request, settings.now())
     _check_inbox(request)
     kind = request.target.kind()
     if kind is TargetKind.TOKENS:
         _check_raw_token_send(request)
+    if request.send_at_local is not None:
+        _check_local_time(request, kind)
     if not request.push:
         return []  # inbox only: no provider is involved, none needs credentials
     stored: dict[str, Any] = app["credentials"]
@@ -78,17 +81,45 @@ def check(
     return wanted
 
 
-def _check_request(request: SendRequestBase) -> None:
-    """What the request's type cannot say: exactly one target, the send_at window."""
+def _check_request(request: SendRequestBase, now: dt.datetime) -> None:
+    """What the request's type cannot say: exactly one target, the send_at and send_at_local
+    windows, a default_time_zone exactly with send_at_local."""
     try:
         request.target.kind()
     except ValueError as exc:
         raise InvalidSend("target", str(exc)) from None
     if request.send_at is not None:
-        now = dt.datetime.now(dt.UTC)
         problem = fields.time_problem(request.send_at, now, fields.SEND_AT_AHEAD)
         if problem is not None:
             raise InvalidSend("send_at", problem)
+    local = request.send_at_local
+    if local is None:
+        if request.default_time_zone is not None:
+            raise InvalidSend("default_time_zone", "applies to send_at_local only")
+        return
+    if request.send_at is not None:
+        raise InvalidSend("send_at_local", "give send_at or send_at_local, not both")
+    problem = localtime.window_problem(local, now)
+    if problem is not None:
+        raise InvalidSend("send_at_local", problem)
+    zone = request.default_time_zone
+    if zone is None:
+        raise InvalidSend(
+            "default_time_zone",
+            "required with send_at_local (for installations that registered no time zone)",
+        )
+    if not locale.valid_time_zone(zone):
+        raise InvalidSend("default_time_zone", "must be an IANA time zone such as Europe/Lisbon")
+
+
+def _check_local_time(request: SendRequestBase, kind: TargetKind) -> None:
+    """Local-time delivery needs registered recipients (a raw token has no time zone) and is
+    push only: an inbox entry would be stored when planning starts, up to 26 hours before
+    the push."""
+    if kind is TargetKind.TOKENS:
+        raise InvalidSend("send_at_local", "raw tokens have no time zone; use send_at")
+    if request.inbox_options() is not None:
+        raise InvalidSend("inbox", "not with send_at_local (local-time delivery is push only)")
 
 
 def _check_inbox(request: SendRequestBase) -> None:
@@ -101,7 +132,8 @@ def _check_inbox(request: SendRequestBase) -> None:
                 raise InvalidSend(name, "applies to the push only, and push is false")
     if inbox is None or inbox.expires_at is None:
         return
-    problem = fields.time_problem(inbox.expires_at, dt.datetime.now(dt.UTC), fields.EXPIRES_AHEAD)
+    now = dt.datetime.now(dt.UTC)
+    problem = fields.time_problem(inbox.expires_at, now, fields.EXPIRES_AHEAD)
     if problem is not None:
         raise InvalidSend("inbox.expires_at", problem)
     starts = request.send_at or dt.datetime.now(dt.UTC)
@@ -178,10 +210,11 @@ def _check_raw_token_send(request: SendRequestBase) -> None:
 def lane_plan(request: SendRequestBase, settings: Settings) -> LanePlan | None:
     """The lane's plan when the send is small enough to plan at once: a list target of at
     most PUSHCORE_LANE_MAX_TARGETS values, not scheduled (its inbox entries are written in
-    the same statement).  Whole-app and tag targets, big lists and scheduled sends go
-    through the planner."""
+    the same statement).  Whole-app and tag targets, big lists and scheduled sends (at
+    ``send_at`` or in local time) go through the planner."""
     kind = request.target.kind()
-    if kind in (TargetKind.ALL, TargetKind.TAGS, TargetKind.TOKENS) or request.send_at is not None:
+    scheduled = request.send_at is not None or request.send_at_local is not None
+    if kind in (TargetKind.ALL, TargetKind.TAGS, TargetKind.TOKENS) or scheduled:
         # raw tokens go through the planner: up to 10,000 of them are a campaign's batches
         return None
     values = list_values(kind, request.target)
@@ -208,6 +241,10 @@ async def submit(
         request = msgspec.structs.replace(request, target=request.target.users())
     lane = lane_plan(request, settings)
     stored: dict[str, Any] = msgspec.to_builtins(request)
+    send_at, local_from = request.send_at, None
+    if request.send_at_local is not None:  # planned ahead of the earliest zone, held
+        local_from = settings.now()
+        send_at = max(localtime.plan_start(request.send_at_local), local_from)
     row, created = await queries.create(
         pool,
         app_id=app["id"],
@@ -215,7 +252,8 @@ async def submit(
         notification=stored_notification(request),
         platforms=platforms,
         primary_only=request.primary_only,
-        send_at=request.send_at,
+        send_at=send_at,
+        local_from=local_from,
         ttl_seconds=request.ttl(),
         idempotency_key=request.idempotency_key,
         lane=lane,
@@ -223,7 +261,8 @@ async def submit(
     )
     if created and lane is not None and wake_lane is not None:
         wake_lane()  # committed: the lane loops may claim it now (they poll besides)
-    if created and lane is None and row["status"] == "queued":
+    due = row["status"] == "queued" or (local_from is not None and send_at == local_from)
+    if created and lane is None and due:
         # If this enqueue is lost (Redis down), the reaper enqueues the plan job again.
         await enqueue_plan(row["id"])
     return row, created

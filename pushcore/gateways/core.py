@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Protocol
@@ -177,6 +178,7 @@ class TransportFaults:
 class TokenCount:
     received: int = 0  # requests naming this token (including throttled ones)
     accepted: int = 0  # 2xx answers: "delivered"
+    first_accepted_at: float | None = None  # time.time() of the first 2xx (when it arrived)
 
 
 # Payloads kept per token when a simulator records them (tests read back what a recipient
@@ -228,6 +230,8 @@ class Counters:
         entry.received += 1
         if 200 <= status < 300:
             entry.accepted += 1
+            if entry.first_accepted_at is None:
+                entry.first_accepted_at = time.time()
 
     def keep(self, token: str, payload: bytes) -> None:
         """Record an accepted payload of a tracked token."""
@@ -243,6 +247,11 @@ class Counters:
     def accepted(self, token: str) -> int:
         entry = self.tokens.get(token)
         return entry.accepted if entry else 0
+
+    def accepted_at(self, token: str) -> float | None:
+        """When the first push to ``token`` was accepted (``time.time()``), or None."""
+        entry = self.tokens.get(token)
+        return entry.first_accepted_at if entry else None
 
     def received(self, token: str) -> int:
         entry = self.tokens.get(token)
@@ -276,7 +285,9 @@ class Counters:
         out["rejected"] = self.requests - out["accepted"]
         out["duplicates"] = sum(1 for c in self.tokens.values() if c.accepted > 1)
         if with_tokens:
-            out["tokens"] = {t: asdict(c) for t, c in self.tokens.items()}
+            out["tokens"] = {
+                t: {"received": c.received, "accepted": c.accepted} for t, c in self.tokens.items()
+            }
         if with_payloads:
             out["payloads"] = {
                 t: [p.decode("utf-8", "replace") for p in kept] for t, kept in self.payloads.items()

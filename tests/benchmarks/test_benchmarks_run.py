@@ -331,6 +331,25 @@ def test_templates_benchmark_tiny(bench_database: str, tmp_path: Path) -> None:
     assert Path(result["written"]["png"]).stat().st_size > 0
 
 
+@pytest.mark.timeout(120)
+def test_localtime_benchmark_tiny(bench_database: str, tmp_path: Path) -> None:
+    result = run(
+        "benchmarks.localtime", "--devices", "2000", "--rounds", "1",
+        "--database-url", bench_database, "--out", str(tmp_path),
+    )  # fmt: skip
+    (plain,), (local,) = result["runs"]["plain"], result["runs"]["local"]
+    assert plain["targeted"] == local["targeted"] == 2000
+    assert (plain["status"], plain["waiting"], plain["held"]) == ("sending", 0, 0)
+    assert plain["enqueued"] == plain["batches"]
+    # nothing due for two days: every batch held, none enqueued, all waiting
+    assert (local["status"], local["waiting"], local["enqueued"]) == ("scheduled", 2000, 0)
+    assert local["held"] == local["batches"]
+    assert local["due_times"] == 24  # the default zone (Lisbon) is one of the 24
+    assert result["release"]["released_batches"] == local["batches"]
+    assert result["release"]["waiting_after"] == 0
+    assert Path(result["written"]["png"]).stat().st_size > 0
+
+
 def test_goaway_benchmark_tiny(tmp_path: Path) -> None:
     out = tmp_path / "goaway.json"
     stdout = run("benchmarks.goaway", "--runs", "1", "--requests", "600", "--out", str(out))

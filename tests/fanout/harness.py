@@ -139,6 +139,11 @@ class Campaign:
         sim = {"ios": self.sims.apns, "android": self.sims.fcm, "web": self.sims.webpush}
         return sim[device.platform].counters.accepted(device.token)
 
+    def accepted_at(self, device: Device) -> float | None:
+        """When the device's simulator first accepted a push to it (``time.time()``)."""
+        sim = {"ios": self.sims.apns, "android": self.sims.fcm, "web": self.sims.webpush}
+        return sim[device.platform].counters.accepted_at(device.token)
+
     def received(self, device: Device) -> int:
         sim = {"ios": self.sims.apns, "android": self.sims.fcm, "web": self.sims.webpush}
         return sim[device.platform].counters.received(device.token)

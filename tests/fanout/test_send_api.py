@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
@@ -11,6 +12,14 @@ from tests.fanout.harness import Campaign
 from tests.registry.helpers import Client, bearer
 
 NOTE = {"title": "Hi"}
+LOCAL, ZONE, LIS = "send_at_local", "default_time_zone", "Europe/Lisbon"
+
+
+def _utc_wall(**delta: float) -> str:
+    """The wall-clock time in UTC at now + ``delta``, without offset."""
+    at = dt.datetime.now(dt.UTC) + dt.timedelta(**delta)
+    return at.replace(tzinfo=None, microsecond=0).isoformat()
+
 
 # (body, status, field)
 CASES: list[tuple[dict[str, Any], int, str | None]] = [
@@ -98,6 +107,60 @@ CASES: list[tuple[dict[str, Any], int, str | None]] = [
             "1999-12-31T23:59:59Z",
             "2999-01-01T00:00:00Z",
         )
+    ),
+    # local-time delivery: a wall-clock time without offset, with a default zone
+    *(
+        (
+            {"target": {"all": True}, "notification": NOTE, **extra},
+            422,
+            field,
+        )
+        for extra, field in (
+            ({"send_at_local": "2026-12-25T09:00:00Z", "default_time_zone": LIS}, LOCAL),
+            ({"send_at_local": "2026-12-25T09:00:00+02:00", "default_time_zone": LIS}, LOCAL),
+            ({"send_at_local": "tomorrow 9am", "default_time_zone": LIS}, LOCAL),
+            ({"send_at_local": "2026-12-25", "default_time_zone": LIS}, LOCAL),
+            ({"send_at_local": 9, "default_time_zone": LIS}, LOCAL),
+            ({"send_at_local": "1999-12-31T23:59:59", "default_time_zone": LIS}, LOCAL),
+            ({"send_at_local": "0001-01-01T00:00:00", "default_time_zone": LIS}, LOCAL),
+            ({"send_at_local": "9999-12-31T23:59:59", "default_time_zone": LIS}, LOCAL),
+            # past in every zone: 12 h 5 min ago in UTC is past even at UTC-12
+            ({"send_at_local": _utc_wall(hours=-12, minutes=-5), "default_time_zone": LIS}, LOCAL),
+            # 366 days ahead in UTC+14 (the earliest zone)
+            ({"send_at_local": _utc_wall(days=366, hours=14), "default_time_zone": LIS}, LOCAL),
+            (
+                {
+                    "send_at_local": "2026-12-25T09:00:00",
+                    "default_time_zone": LIS,
+                    "send_at": "2026-12-25T09:00:00Z",
+                },
+                LOCAL,
+            ),
+            ({"send_at_local": "2026-12-25T09:00:00"}, ZONE),
+            ({"send_at_local": "2026-12-25T09:00:00", "default_time_zone": None}, ZONE),
+            ({"send_at_local": "2026-12-25T09:00:00", "default_time_zone": "Mars/Olympus"}, ZONE),
+            ({"send_at_local": "2026-12-25T09:00:00", "default_time_zone": "CET+1"}, ZONE),
+            ({"send_at_local": "2026-12-25T09:00:00", "default_time_zone": "Asia"}, ZONE),
+            ({"send_at_local": "2026-12-25T09:00:00", "default_time_zone": "../etc/passwd"}, ZONE),
+            ({"send_at_local": "2026-12-25T09:00:00", "default_time_zone": ""}, ZONE),
+            ({"send_at_local": "2026-12-25T09:00:00", "default_time_zone": "x" * 65}, ZONE),
+            ({"send_at_local": "2026-12-25T09:00:00", "default_time_zone": 1}, ZONE),
+            ({"default_time_zone": LIS}, ZONE),  # without send_at_local
+            (
+                {"send_at_local": "2026-12-25T09:00:00", "default_time_zone": LIS, "inbox": True},
+                "inbox",
+            ),
+        )
+    ),
+    (
+        {
+            "target": {"tokens": [{"platform": "android", "token": "t1"}]},
+            "notification": NOTE,
+            "send_at_local": "2026-12-25T09:00:00",
+            "default_time_zone": LIS,
+        },
+        422,
+        LOCAL,
     ),
 ]
 

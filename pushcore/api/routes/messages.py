@@ -50,6 +50,7 @@ def message_out(row: Record) -> MessageOut:
             failed=row["failed"],
             retrying=row["retrying"],
             pending=row["targeted"] - done,
+            waiting=row["waiting"],
             opened=row["opened"],
             inboxed=row["inboxed"],
             seen=row["seen"],
