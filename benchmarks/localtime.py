@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import dataclasses
 import datetime as dt
-import json
 import statistics
 import sys
 import time
@@ -28,6 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from benchmarks import stackcli
 from benchmarks.database import fresh_database
 from pushcore.config import Settings, load_settings
 from pushcore.db import apps as app_queries
@@ -39,7 +39,6 @@ from pushcore.fanout import planning
 from pushcore.fanout.queue import BatchJob
 
 DB = "postgresql://postgres@127.0.0.1:5432/pushcore_bench_localtime"
-RESULTS = Path(__file__).resolve().parent / "results"
 ZONES = [
     "Pacific/Kiritimati", "Pacific/Auckland", "Australia/Sydney", "Australia/Eucla",
     "Asia/Tokyo", "Asia/Shanghai", "Asia/Bangkok", "Asia/Dhaka", "Asia/Kathmandu",
@@ -215,22 +214,28 @@ def _plot(result: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def _summary(result: dict[str, Any]) -> str:
+    m = result["medians"]
+    return (
+        f"planning {result['devices']:,} devices over {result['zones']} zones (medians of "
+        f"{result['rounds']}): plain {m['plain']['seconds']} s ({m['plain']['batches']} batches), "
+        f"send_at_local {m['local']['seconds']} s ({m['local']['batches']} batches), "
+        f"x{result['local_over_plain']}"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.localtime")
     parser.add_argument("--devices", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--label", default="")
     parser.add_argument("--database-url", default=DB, help="emptied first: must name a bench db")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="directory of the results")
+    parser.add_argument(
+        "--out", type=Path, default=stackcli.RESULTS, help="directory of the results"
+    )
     args = parser.parse_args(argv)
     result = asyncio.run(run(args.devices, args.rounds, args.database_url))
-    stem = f"localtime{'-' + args.label if args.label else ''}-{dt.date.today().isoformat()}"
-    args.out.mkdir(parents=True, exist_ok=True)
-    json_path, png_path = args.out / f"{stem}.json", args.out / f"{stem}.png"
-    _plot(result, png_path)
-    result["written"] = {"json": str(json_path), "png": str(png_path)}
-    json_path.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result))
+    stackcli.report("localtime", result, args, summary=_summary, plot=_plot)
     return result
 
 
