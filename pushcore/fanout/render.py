@@ -101,6 +101,14 @@ def is_templated(notification: Mapping[str, Any]) -> bool:
     return TEMPLATED in notification
 
 
+def unread_itself(request: SendRequestBase) -> int | None:
+    """What a send adds to its recipients' ``inbox.unread`` (0 or 1), None when no template
+    of it reads ``inbox``: what the preview loads the unread counts with."""
+    part = stored_notification(request).get(TEMPLATED) or {}
+    unread: int | None = part.get(UNREAD)
+    return unread
+
+
 class Programs:
     """message id → its compiled templates; bounded LRU, per process."""
 

@@ -12,7 +12,7 @@ from pushcore.gateways.simulators import Simulators
 from tests.fanout.conftest import Launch
 from tests.fanout.test_templates import received, rsims, shown  # noqa: F401  (fixture)
 from tests.inbox.helpers import Inboxes
-from tests.registry.helpers import Client
+from tests.registry.helpers import Client, json
 
 pytestmark = pytest.mark.slow
 
@@ -53,13 +53,24 @@ async def test_unread_counts_the_message_itself_and_the_inbox_renders_per_user(
         assert (await box.wait(note["message_id"]))["status"] == "done"
     await box.server_seen("ana", [notes[0]["message_id"]])
 
-    # a lane send (its inbox entries written with its batches) with per-recipient data
-    sent = await box.send(
-        target={"recipients": [{"external_user_id": "ana", "data": {"order": "A-1"}}]},
-        notification=TEMPLATED,
-        localizations={"fr": {"body": "Salut {{ user.attributes.first_name }}"}},
-        inbox=True,
+    # a lane send (its inbox entries written with its batches) with per-recipient data;
+    # its preview first (the same count: the message is counted before it exists)
+    body: dict[str, Any] = {
+        "target": {"recipients": [{"external_user_id": "ana", "data": {"order": "A-1"}}]},
+        "notification": TEMPLATED,
+        "localizations": {"fr": {"body": "Salut {{ user.attributes.first_name }}"}},
+        "inbox": True,
+    }
+    resp = await box.client.post(
+        f"/v1/apps/{box.code}/messages/preview",
+        json={"message": body, "external_user_id": "ana"},
+        headers=box.server,
     )
+    previewed = (await json(resp, 200))["payloads"]
+    assert [shown("ios", p["payload"]) for p in previewed] == [
+        {"title": "Ana", "body": "Salut Ana", "badge": 2, "data": {"order": "A-1"}}
+    ]
+    sent = await box.send(**body)
     assert (await box.wait(sent["message_id"]))["counts"]["delivered"] == 1
     # a broadcast through the planner (the inbox row written after the batches)
     wide = await box.send(target={"all": True}, notification=TEMPLATED, inbox=True)
