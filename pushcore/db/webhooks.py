@@ -323,6 +323,26 @@ async def record(
     return row
 
 
+async def backlog(pool: Pool, cap: int) -> tuple[int, float]:
+    """(pending events of enabled endpoints, counted up to ``cap``; seconds since the
+    longest-waiting due one became due, 0 when none is due), by the pending-due index."""
+    row = await pool.fetchrow(
+        """
+        SELECT (SELECT count(*) FROM (
+                    SELECT 1 FROM webhook_outbox o JOIN webhooks w ON w.id = o.webhook_id
+                    WHERE o.state = 'pending' AND w.enabled LIMIT $1) x) AS pending,
+               coalesce(extract(epoch FROM now() - (
+                    SELECT o.next_attempt_at FROM webhook_outbox o
+                    JOIN webhooks w ON w.id = o.webhook_id
+                    WHERE o.state = 'pending' AND o.next_attempt_at <= now() AND w.enabled
+                    ORDER BY o.next_attempt_at LIMIT 1)), 0)::float8 AS oldest_due
+        """,
+        cap,
+    )
+    assert row is not None
+    return int(row["pending"]), float(row["oldest_due"])
+
+
 async def prune(pool: Pool, days: int) -> int:
     """Delete finished events (and their attempts) older than ``days``."""
     deleted: int = await pool.fetchval(

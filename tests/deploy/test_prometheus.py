@@ -38,6 +38,7 @@ REQUIRED_ALERTS = {
     "PushcoreSenderErrors": "pushcore_sender_errors_total",
     "PushcoreWorkersDown": "up",
     "PushcoreApnsCertificateExpiring": "pushcore_apns_credentials_expiry_seconds",
+    "PushcoreWebhookBacklogGrowing": "pushcore_webhook_outbox_backlog",
 }
 # Debian's prometheus package is built without Kubernetes service discovery.
 _NO_KUBERNETES_SD = "field kubernetes_sd_configs not found"

@@ -14,11 +14,13 @@ import ipaddress
 import random
 from collections import defaultdict
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client.parser import text_string_to_metric_families
 
 from pushcore.api.app import make_app
 from pushcore.client import PushcoreClient
@@ -27,9 +29,10 @@ from pushcore.gateways import fates
 from pushcore.gateways.simulators import Simulators
 from pushcore.webhooks.delivery import PolicyResolver, backoff
 from pushcore.webhooks.policy import Policy, address_allowed, url_problem
-from tests.fanout.conftest import Launch
+from tests.fanout.conftest import Launch, Worker, worker_env
 from tests.fanout.harness import Campaign
 from tests.fanout.receiver import Receiver, verify
+from tests.fanout.test_operations import free_port, scrape
 from tests.registry.helpers import ADMIN, Client, bearer, json
 
 pytestmark = pytest.mark.slow
@@ -463,3 +466,74 @@ async def test_a_worker_killed_mid_post_posts_again_with_the_same_id(
     assert set(receiver.arrived) == {first}
     assert {r.id for r in receiver.received} == {first}
     assert verify(hook["secret"], receiver.received[0])["data"]["message_id"] == sent["message_id"]
+
+
+def _samples(text: str) -> dict[str, float]:
+    """``name{labels}`` → value of a Prometheus exposition (labels sorted, as printed)."""
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items()))
+            out[f"{s.name}{{{labels}}}" if labels else s.name] = s.value
+    return out
+
+
+async def test_delivery_metrics_on_the_workers_metrics_port(
+    hook_api: Client,
+    sims: Simulators,
+    receiver: Receiver,
+    worker_factory: list[Worker],
+    database_url: str,
+    tmp_path: Path,
+) -> None:
+    c = Campaign(hook_api, sims)
+    await c.create_app()
+    await _hook(c, receiver.url, ["message.done", "webhook.disabled"])
+    gone = Receiver()  # a port nothing listens on: every attempt unreachable
+    await gone.start()
+    await gone.stop()
+    await _hook(c, gone.url, ["message.done"])
+    await c.register("ios", 1)
+    receiver.status, receiver.retry_after = 503, "0"  # rejected until the test says
+    port = free_port()
+    worker = Worker(
+        worker_env(database_url, sims, PUSHCORE_WEBHOOK_RETRY_WINDOW_SECONDS="4", **FAST),
+        tmp_path / "worker.log",
+        ["-m", "pushcore", "worker", "--processes", "1", "--threads", "2",
+         "--metrics-port", str(port)],
+    )  # fmt: skip
+    worker_factory.append(worker)
+    worker.start()
+    sent = await c.send(target={"all": True})
+    await c.wait(sent["message_id"])
+    await receiver.wait_for(lambda: receiver.received)
+    receiver.status = 200
+    # the dead endpoint is disabled once its event's window is over; the receiver hears it
+    await receiver.wait_for(lambda: receiver.of_type("webhook.disabled"))
+    await receiver.wait_for(lambda: receiver.of_type("message.done"))
+    got: dict[str, float] = {}
+    for _ in range(50):  # the last attempt is counted just after the receiver answered
+        got = _samples(await asyncio.to_thread(scrape, port))
+        if got.get('pushcore_webhook_attempts_total{outcome="delivered"}', 0) >= 2:
+            break
+        await asyncio.sleep(0.2)
+    delivered = got['pushcore_webhook_attempts_total{outcome="delivered"}']
+    rejected = got['pushcore_webhook_attempts_total{outcome="rejected"}']
+    unreachable = got['pushcore_webhook_attempts_total{outcome="unreachable"}']
+    assert delivered >= 2  # message.done and webhook.disabled
+    assert rejected >= 1
+    assert unreachable >= 1
+    assert got['pushcore_webhook_attempts_total{outcome="refused"}'] == 0
+    assert got["pushcore_webhook_attempt_seconds_count"] == delivered + rejected + unreachable
+    assert got['pushcore_webhook_attempt_seconds_bucket{le="+Inf"}'] == delivered + rejected + (
+        unreachable
+    )
+    assert got["pushcore_webhooks_disabled_total"] == 1
+    # sampled gauges: nothing is left pending for an enabled endpoint
+    for _ in range(50):
+        got = _samples(await asyncio.to_thread(scrape, port))
+        if got.get("pushcore_webhook_outbox_backlog") == 0:
+            break
+        await asyncio.sleep(0.2)
+    assert got["pushcore_webhook_outbox_backlog"] == 0
+    assert got["pushcore_webhook_outbox_oldest_due_seconds"] == 0
