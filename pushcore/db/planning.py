@@ -247,16 +247,26 @@ async def tokens_page(
 
 async def finish(pool: Pool, message_id: int, claim: int) -> Record | None:
     """Mark planning complete; a message with no batches left open is done at once (an
-    empty audience, or every batch already finished)."""
+    empty audience, an inbox-only send, or every batch already finished: the send workers
+    may finish the last batch before the planner gets here, and then this statement, not
+    the batch's, is the one that makes the message done, so it writes the
+    ``message.status`` and ``message.done`` webhook events)."""
     row: Record | None = await pool.fetchrow(
-        """
-        UPDATE messages m SET planned = true, plan_lease_until = NULL,
-            status = CASE WHEN m.open_batches = 0 AND m.status = 'sending' THEN 'done'
-                          ELSE m.status END,
-            finished_at = CASE WHEN m.open_batches = 0 AND m.status = 'sending' THEN now()
-                               ELSE m.finished_at END
-        WHERE m.id = $1 AND m.plan_claims = $2
-        RETURNING m.status
+        f"""
+        -- locked first (the update reads it): a batch's write-back committing meanwhile
+        -- is waited for, so the status compared is the one this update changes (no event
+        -- missed, none written twice)
+        WITH old AS (SELECT id, status FROM messages WHERE id = $1 FOR UPDATE), c AS (
+            UPDATE messages m SET planned = true, plan_lease_until = NULL,
+                status = CASE WHEN m.open_batches = 0 AND m.status = 'sending' THEN 'done'
+                              ELSE m.status END,
+                finished_at = CASE WHEN m.open_batches = 0 AND m.status = 'sending' THEN now()
+                                   ELSE m.finished_at END
+            FROM old WHERE m.id = old.id AND m.plan_claims = $2
+            RETURNING m.*
+        ), hooks AS ({webhooks.status_events("c u JOIN old ON old.id = u.id", "old.status")}
+        )
+        SELECT c.status FROM c
         """,
         message_id,
         claim,
