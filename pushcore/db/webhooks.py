@@ -3,7 +3,7 @@ embed, and the delivery loops' claim and record statements.
 
 An event is a row of ``webhook_outbox`` per subscribed, enabled endpoint, inserted by the
 statement that makes the change it reports (the finish statement, cancel, the planner's
-claim), so it commits or rolls back with it.  The delivery loops claim due rows under a
+claim and finish), so it commits or rolls back with it.  The delivery loops claim due rows under a
 lease (``FOR UPDATE SKIP LOCKED``), post them, and record each attempt in one statement
 that also moves the row (delivered, retried later, given up after the retry window) and
 the endpoint's failure clock (disabled after failing for the whole window, which tells the
