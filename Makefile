@@ -43,11 +43,7 @@ typecheck: $(STAMP)
 test: setup lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
 	@echo "--- the end-to-end suite again, on the RabbitMQ broker ---"
-	# Webhooks are delivered from the PostgreSQL outbox, not through the broker; on the
-	# RabbitMQ pass their timing-bound tests missed deliveries twice (an open defect of the
-	# webhook loop under RabbitMQ workers, see tests/fanout/test_webhooks.py), so this pass
-	# leaves them to the first one until it is found.
-	PUSHCORE_BROKER=rabbitmq $(BIN)/pytest tests/fanout -k "not demo_campaign and not test_webhooks" $(PYTEST_ARGS)
+	PUSHCORE_BROKER=rabbitmq $(BIN)/pytest tests/fanout -k "not demo_campaign" $(PYTEST_ARGS)
 
 # the console's screenshots in docs/console/, taken by its browser tests
 screenshots: setup

@@ -16,10 +16,12 @@ also the last line of stdout.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime
 import statistics
 import sys
 import time
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,7 @@ from benchmarks.database import DEFAULT_DB
 from benchmarks.fanout import broadcast, pipeline, statements
 from benchmarks.fanout.broadcast import FIXED, Broadcast
 from pushcore.config import Settings
+from pushcore.db import batches as batches_queries
 from pushcore.db.pool import Pool
 from pushcore.db.recipients import RECIPIENT_JSON
 from pushcore.demo import campaign
@@ -63,6 +66,16 @@ TEMPLATED: dict[str, Any] = {
         "pt-BR": {"title": "Oi {{ user.attributes.first_name | default: 'você' }}"},
     },
 }
+# the same with the badge from the user's unread count, stored in the inboxes (so each
+# recipient's count is loaded by the batch claim, and counts the message itself)
+TEMPLATED_INBOX: dict[str, Any] = {
+    **TEMPLATED,
+    "notification": {**TEMPLATED["notification"], "badge": "{{ inbox.unread }}"},
+    "inbox": True,
+}
+# inbox content every user holds before the runs with --inbox: this many broadcasts (one
+# row each, the user's entry written when it reads) and one message stored per user
+INBOX_BROADCASTS = 3
 GOAL_RATIO = 0.70  # templated at least 70% of the fixed broadcast's rate
 
 
@@ -80,6 +93,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--processes", type=int, default=2, help="worker processes")
     parser.add_argument("--threads", type=int, default=4, help="threads per worker process")
     parser.add_argument("--render-sample", type=int, default=20_000)
+    parser.add_argument(
+        "--inbox",
+        action="store_true",
+        help="also the templated broadcast with badge {{ inbox.unread }}, and the batch-load "
+        "cost per recipient with and without the unread counts",
+    )
     parser.add_argument(
         "--recipients", type=int, default=100_000, help="users of the recipients send (0: none)"
     )
@@ -131,11 +150,11 @@ async def _measure(
             return figures
 
         warmup = await one("warm-up (fixed)", FIXED)
-        runs = [
-            await one(kind, body)
-            for _ in range(args.rounds)
-            for kind, body in (("templated", TEMPLATED), ("fixed", FIXED))
-        ]
+        kinds = [("templated", TEMPLATED), ("fixed", FIXED)]
+        if args.inbox:
+            await _fill_inboxes(http, app, pool, seeded.users)
+            kinds.append((INBOX_KIND, TEMPLATED_INBOX))
+        runs = [await one(kind, body) for _ in range(args.rounds) for kind, body in kinds]
         users = min(args.recipients, seeded.users)
         lists = (
             [
@@ -150,11 +169,76 @@ async def _measure(
         )
     render = await _render_cost(pool, app_id, settings, args.render_sample)
     result = _report(args, warmup, runs, render)
+    if args.inbox:
+        result["batch_load"] = await _load_cost(pool, app_id)
     result["user_lists"] = {"users": users, "runs": lists}
     result["correct"] = result["correct"] and all(
         r["status"] == "done" and r["counts"]["failed"] == 0 for r in lists
     )
     return result
+
+
+INBOX_KIND = "templated + inbox.unread"
+RATE = "notifications_per_second"
+
+
+async def _fill_inboxes(
+    http: aiohttp.ClientSession, app: broadcast.App, pool: Pool, users: int
+) -> None:
+    """Every user holds INBOX_BROADCASTS unread broadcasts and one message of its own
+    (inbox only: nothing is pushed), so that each unread count has rows to read."""
+    path = f"/v1/apps/{app.code}/messages"
+    note = {"notification": {"title": "Note"}, "push": False, "inbox": True}
+    sends = [{**note, "target": {"all": True}} for _ in range(INBOX_BROADCASTS)]
+    ids = [f"user-{n}" for n in range(1, users + 1)]
+    for start in range(0, len(ids), 100_000):
+        sends.append({**note, "target": {"external_user_ids": ids[start : start + 100_000]}})
+    for body in sends:
+        sent = await campaign._call(http, "POST", path, app.server_key, body)
+        message_id = uuid.UUID(sent["message_id"])
+        for _ in range(3000):  # planned within 10 minutes, or the run goes on without
+            status = await pool.fetchval(
+                "SELECT status FROM messages WHERE public_id = $1", message_id
+            )
+            if status in ("done", "failed"):
+                break
+            await asyncio.sleep(0.2)
+
+
+async def _load_cost(pool: Pool, app_id: int, rounds: int = 3) -> dict[str, Any]:
+    """µs per recipient of the batch claim's load statement (``batches.load``: the same
+    statement without the claim), over every batch of the last templated broadcast and of
+    the last one whose templates read ``inbox.unread``, alternated, best of ``rounds``."""
+    found: dict[str, Any] = {}
+    for kind, unread in (("templated", False), (INBOX_KIND, True)):
+        found[kind] = await pool.fetch(
+            """
+            SELECT b.id, cardinality(b.installation_ids) AS n FROM batches b
+            WHERE b.message_id = (
+                SELECT max(m.id) FROM messages m WHERE m.app_id = $1
+                  AND m.notification ? 'templated'
+                  AND (m.notification -> 'templated' ? 'unread') = $2)
+            """,
+            app_id,
+            unread,
+        )
+    best: dict[str, float] = {}
+    for _ in range(rounds):
+        for kind, batches in found.items():
+            t0 = time.perf_counter()
+            for batch in batches:
+                await batches_queries.load(pool, batch["id"])
+            took = time.perf_counter() - t0
+            best[kind] = min(best.get(kind, took), took)
+    out: dict[str, Any] = {"rounds": rounds, "inbox_broadcasts": INBOX_BROADCASTS}
+    for kind, batches in found.items():
+        n = sum(b["n"] for b in batches)
+        out[kind] = {
+            "batches": len(batches),
+            "recipients": n,
+            "us_per_recipient": round(best[kind] / max(n, 1) * 1e6, 2),
+        }
+    return out
 
 
 def _user_send(users: int, *, with_data: bool) -> dict[str, Any]:
@@ -297,6 +381,15 @@ def _report(
             "templated_notifications_per_second": templated,
             "fixed_notifications_per_second": fixed,
             "templated_over_fixed": round(templated / fixed, 3),
+            **(
+                {
+                    "inbox_unread_notifications_per_second": median(
+                        INBOX_KIND, "notifications_per_second"
+                    )
+                }
+                if any(r["kind"] == INBOX_KIND for r in runs)
+                else {}
+            ),
             "worker_cpu_seconds_per_1000": {
                 "templated": worker_cpu("templated"),
                 "fixed": worker_cpu("fixed"),
@@ -314,17 +407,26 @@ def _report(
 def _summary(result: dict[str, Any]) -> str:
     m = result["median"]
     return (
-        f"templates: {result['config']['devices']:,} devices, medians of "
-        f"{result['config']['rounds']}: templated {m['templated_notifications_per_second']:,.0f}/s,"
-        f" fixed {m['fixed_notifications_per_second']:,.0f}/s"
-        f" ({m['templated_over_fixed']:.0%}); worker CPU-s per 1,000"
-        f" {m['worker_cpu_seconds_per_1000']['templated']} vs"
-        f" {m['worker_cpu_seconds_per_1000']['fixed']}; render"
-        f" {result['render']['templated_us_per_recipient']} µs per recipient"
-    ) + "".join(
-        f"\ntemplates: {r['kind']} to {result['user_lists']['users']:,} users:"
-        f" {r['wall_seconds_to_done']} s to done, {r['sql_statements_per_1000']} SQL per 1,000"
-        for r in result["user_lists"]["runs"]
+        (
+            f"templates: {result['config']['devices']:,} devices, medians of "
+            f"{result['config']['rounds']}: templated"
+            f" {m['templated_notifications_per_second']:,.0f}/s,"
+            f" fixed {m['fixed_notifications_per_second']:,.0f}/s"
+            f" ({m['templated_over_fixed']:.0%}); worker CPU-s per 1,000"
+            f" {m['worker_cpu_seconds_per_1000']['templated']} vs"
+            f" {m['worker_cpu_seconds_per_1000']['fixed']}; render"
+            f" {result['render']['templated_us_per_recipient']} µs per recipient"
+        )
+        + "".join(
+            f"\ntemplates: batch load {kind}: {v['us_per_recipient']} µs per recipient"
+            for kind, v in result.get("batch_load", {}).items()
+            if isinstance(v, dict)
+        )
+        + "".join(
+            f"\ntemplates: {r['kind']} to {result['user_lists']['users']:,} users:"
+            f" {r['wall_seconds_to_done']} s to done, {r['sql_statements_per_1000']} SQL per 1,000"
+            for r in result["user_lists"]["runs"]
+        )
     )
 
 

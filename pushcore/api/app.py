@@ -27,6 +27,7 @@ from pushcore.api.state import (
     ENQUEUER,
     LANE_WAKER,
     POOL,
+    PROGRAMS,
     PROVIDERS,
     SERVER_KEYS,
     SETTINGS,
@@ -37,6 +38,7 @@ from pushcore.db.lane import Waker
 from pushcore.db.pool import create_pool
 from pushcore.fanout.providers import ProviderCache
 from pushcore.fanout.queue import Enqueuer
+from pushcore.fanout.render import Programs
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,9 @@ LATENCY = Histogram(
 # bound, 64 KiB for all others.
 MAX_BODY = 8 * 1024 * 1024
 SHUTDOWN_TIMEOUT = 10.0
+# Templated messages whose compiled templates an API process keeps for inbox reads: two
+# full pages (MAX_INBOX_PAGE) of distinct templated messages.
+INBOX_PROGRAMS = 200
 
 _HTTP_CODES = {
     404: "not_found",
@@ -121,6 +126,7 @@ def make_app(settings: Settings, enqueuer: Enqueuer | None = None) -> web.Applic
     app[SETTINGS] = settings
     app[SERVER_KEYS] = ServerKeyCache(settings.auth_cache_seconds)
     app[PROVIDERS] = ProviderCache(settings)
+    app[PROGRAMS] = Programs(INBOX_PROGRAMS)
     app[APPS] = TtlCache(settings.auth_cache_seconds, size=1000)
     app[openapi.DOCUMENT] = openapi.build(ROUTES)
     if enqueuer is None:

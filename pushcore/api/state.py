@@ -10,6 +10,7 @@ from pushcore.db.lane import Waker
 from pushcore.db.pool import Pool, Record
 from pushcore.fanout.providers import ProviderCache
 from pushcore.fanout.queue import Enqueuer
+from pushcore.fanout.render import Programs
 
 SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", Pool)
@@ -20,3 +21,5 @@ PROVIDERS = web.AppKey("providers", ProviderCache)  # the submit check's, per pr
 # reaches other API processes within PUSHCORE_AUTH_CACHE_SECONDS, as a key revocation does
 APPS = web.AppKey("apps", TtlCache[str, Record])
 LANE_WAKER = web.AppKey("lane_waker", Waker)  # NOTIFY after lane sends, coalesced
+# message id → compiled templates, for rendering templated inbox messages for readers
+PROGRAMS = web.AppKey("programs", Programs)

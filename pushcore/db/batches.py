@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from pushcore.db import webhooks
 from pushcore.db.pool import Pool, Record
-from pushcore.db.recipients import RECIPIENT_JSON
+from pushcore.db.recipients import RECIPIENT_JSON, unread_json
 
 MAX_ERRORS = 20
 
@@ -25,10 +25,12 @@ MAX_ERRORS = 20
 # state and notification, and the credentials of the batch's platform; for a message with
 # per-recipient content (its notification has ``templated``), also what its templates read
 # of each recipient, in the order of the ids (with the recipient's own data of a
-# ``recipients`` send).  For any other message that lateral is a one-time filter that is
-# false: no scan, no cost.  (Raw-token sends never carry templates: submit refuses them.)
-# A local-time batch's TTL and age count from its own due time (``due_at``), and
-# ``passed`` says its recipients' time was over before the message was accepted.
+# ``recipients`` send, and the user's unread count when a template reads ``inbox``: one
+# bounded index scan per user, in this same statement).  For any other message that
+# lateral is a one-time filter that is false: no scan, no cost.  (Raw-token sends never
+# carry templates: submit refuses them.)  A local-time batch's TTL and age count from its
+# own due time (``due_at``), and ``passed`` says its recipients' time was over before the
+# message was accepted.
 _LOADED = (
     """
 SELECT b.id, b.claims, b.message_id, b.app_id, b.platform, b.attempt,
@@ -59,6 +61,10 @@ LEFT JOIN LATERAL (
     + RECIPIENT_JSON
     + """ || jsonb_build_object('recipient', CASE WHEN mr.data IS NULL THEN NULL
                                    ELSE jsonb_build_object('data', mr.data) END)
+                      || CASE WHEN m.notification -> 'templated' ? 'unread' AND u.id IS NOT NULL
+                         THEN jsonb_build_object('inbox', """
+    + unread_json("u", "b.message_id", "(m.notification -> 'templated' ->> 'unread')::int")
+    + """) ELSE '{}' END
                       ORDER BY i.id) AS recipients
     FROM installations i LEFT JOIN users u ON u.id = i.user_id
     LEFT JOIN message_recipients mr
@@ -90,6 +96,15 @@ async def claim(pool: Pool, batch_id: int, lease_seconds: float) -> Record | Non
         """,
         batch_id,
         lease_seconds,
+    )
+    return row
+
+
+async def load(pool: Pool, batch_id: int) -> Record | None:
+    """What :func:`claim` loads for a batch, without claiming it (whatever its state): the
+    batch-load cost measured on its own (``benchmarks/templates``)."""
+    row: Record | None = await pool.fetchrow(
+        f"WITH b AS (SELECT {_CLAIMED} FROM batches b WHERE b.id = $1) {_LOADED}", batch_id
     )
     return row
 

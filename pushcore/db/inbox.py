@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pushcore.db.pool import Pool, Record
+from pushcore.db.recipients import RECIPIENT_JSON
 
 # The users a list target reaches, by target kind: ``{app}`` and ``{values}`` are parameter
 # placeholders.  Emails and phones reach known users only; installation ids reach the users
@@ -231,9 +232,16 @@ class Who:
     second: Any
 
 
+# The owner's columns: its id, app and creation time, its external id and what templated
+# messages are rendered with for it (``recipient``: recipient JSON of the reading
+# installation, see :func:`device` and :func:`user`).
+_OWNER = f"u.id, u.app_id, u.created_at, u.external_id, {RECIPIENT_JSON} AS recipient"
+
+
 def device(public_id: uuid.UUID, secret_hash: bytes) -> Who:
+    """The user of an installation; it is the reading installation."""
     return Who(
-        "SELECT u.id, u.app_id, u.created_at FROM installations i JOIN users u "
+        f"SELECT {_OWNER} FROM installations i JOIN users u "
         "ON u.id = i.user_id WHERE i.public_id = $1 AND i.secret_hash = $2",
         public_id,
         secret_hash,
@@ -241,8 +249,11 @@ def device(public_id: uuid.UUID, secret_hash: bytes) -> Who:
 
 
 def user(app_id: int, external_id: str) -> Who:
+    """A user of an app; the reading installation is its most recently updated one (none:
+    its ``installation`` is all nulls)."""
     return Who(
-        "SELECT u.id, u.app_id, u.created_at FROM users u "
+        f"SELECT {_OWNER} FROM users u LEFT JOIN LATERAL (SELECT * FROM installations i "
+        "WHERE i.user_id = u.id ORDER BY i.updated_at DESC, i.id DESC LIMIT 1) i ON true "
         "WHERE u.app_id = $1 AND u.external_id = $2",
         app_id,
         external_id,
@@ -292,6 +303,7 @@ class Page:
     unread: int
     total_filtered: int
     unread_filtered: int
+    reader: dict[str, Any]  # recipient JSON of the reading installation and its user
 
 
 async def read(
@@ -307,7 +319,8 @@ async def read(
     """Up to ``limit`` messages (filtered by topics and ``since <= sent_at < until``,
     strictly older than the keyset position ``after``), with the counts; None when the
     owner is not found.  Each row: message_id (internal, for the cursor), public_id,
-    sent_at, topic, seen_at, notification."""
+    sent_at, topic, seen_at, notification, and for a templated message the data a
+    ``recipients`` send gave this user (``recipient_data``, else null)."""
     rows = await pool.fetch(
         f"""
         WITH {_VISIBLE.format(who=who.sql)}, filtered AS (
@@ -327,10 +340,15 @@ async def read(
             ORDER BY f.sent_at DESC, f.message_id DESC LIMIT $8
         )
         SELECT c.found, c.total, c.unread, c.total_filtered, c.unread_filtered,
-               p.message_id, p.sent_at, p.topic, p.seen_at, m.public_id, m.notification
+               (SELECT o.recipient FROM owner o) AS reader,
+               p.message_id, p.sent_at, p.topic, p.seen_at, m.public_id, m.notification,
+               mr.data AS recipient_data
         FROM counts c
         LEFT JOIN page p ON true
         LEFT JOIN messages m ON m.id = p.message_id
+        LEFT JOIN message_recipients mr ON m.notification ? 'templated'
+            AND mr.message_id = p.message_id
+            AND mr.external_id = (SELECT o.external_id FROM owner o)
         ORDER BY p.sent_at DESC, p.message_id DESC
         """,
         who.first,
@@ -351,6 +369,7 @@ async def read(
         unread=first["unread"],
         total_filtered=first["total_filtered"],
         unread_filtered=first["unread_filtered"],
+        reader=first["reader"],
     )
 
 

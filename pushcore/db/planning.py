@@ -346,12 +346,18 @@ async def tokens_page(
 
 async def finish(pool: Pool, message_id: int, claim: int) -> Record | None:
     """Mark planning complete; a message with no batches left open is done at once (an
-    empty audience, or every batch already finished); a local-time message none of whose
-    batches is held any more becomes ``sending`` (its last zones were due while it was
-    planned)."""
+    empty audience, an inbox-only send, or every batch already finished: the send workers
+    may finish the last batch before the planner gets here, and then this statement, not
+    the batch's, is the one that makes the message done, so it writes the
+    ``message.status`` and ``message.done`` webhook events); a local-time message none of
+    whose batches is held any more becomes ``sending`` (its last zones were due while it
+    was planned)."""
     row: Record | None = await pool.fetchrow(
         f"""
-        WITH old AS (SELECT id, status FROM messages WHERE id = $1), d AS (
+        -- locked first (the update reads it): a batch's write-back committing meanwhile
+        -- is waited for, so the status compared is the one this update changes (no event
+        -- missed, none written twice)
+        WITH old AS (SELECT id, status FROM messages WHERE id = $1 FOR UPDATE), d AS (
             UPDATE messages m SET planned = true, plan_lease_until = NULL,
                 status = CASE
                     WHEN m.open_batches = 0 AND m.status IN ('scheduled', 'sending') THEN 'done'
@@ -360,7 +366,7 @@ async def finish(pool: Pool, message_id: int, claim: int) -> Record | None:
                 finished_at = CASE
                     WHEN m.open_batches = 0 AND m.status IN ('scheduled', 'sending') THEN now()
                     ELSE m.finished_at END
-            WHERE m.id = $1 AND m.plan_claims = $2
+            FROM old WHERE m.id = old.id AND m.plan_claims = $2
             RETURNING {webhooks.MESSAGE_COLUMNS}
         ), hooks AS ({webhooks.status_events("d u JOIN old ON old.id = u.id", "old.status")}
         )

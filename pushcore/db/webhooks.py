@@ -3,7 +3,7 @@ embed, and the delivery loops' claim and record statements.
 
 An event is a row of ``webhook_outbox`` per subscribed, enabled endpoint, inserted by the
 statement that makes the change it reports (the finish statement, cancel, the planner's
-claim), so it commits or rolls back with it.  The delivery loops claim due rows under a
+claim and finish), so it commits or rolls back with it.  The delivery loops claim due rows under a
 lease (``FOR UPDATE SKIP LOCKED``), post them, and record each attempt in one statement
 that also moves the row (delivered, retried later, given up after the retry window) and
 the endpoint's failure clock (disabled after failing for the whole window, which tells the
@@ -321,6 +321,26 @@ async def record(
     )
     assert row is not None
     return row
+
+
+async def backlog(pool: Pool, cap: int) -> tuple[int, float]:
+    """(pending events of enabled endpoints, counted up to ``cap``; seconds since the
+    longest-waiting due one became due, 0 when none is due), by the pending-due index."""
+    row = await pool.fetchrow(
+        """
+        SELECT (SELECT count(*) FROM (
+                    SELECT 1 FROM webhook_outbox o JOIN webhooks w ON w.id = o.webhook_id
+                    WHERE o.state = 'pending' AND w.enabled LIMIT $1) x) AS pending,
+               coalesce(extract(epoch FROM now() - (
+                    SELECT o.next_attempt_at FROM webhook_outbox o
+                    JOIN webhooks w ON w.id = o.webhook_id
+                    WHERE o.state = 'pending' AND o.next_attempt_at <= now() AND w.enabled
+                    ORDER BY o.next_attempt_at LIMIT 1)), 0)::float8 AS oldest_due
+        """,
+        cap,
+    )
+    assert row is not None
+    return int(row["pending"]), float(row["oldest_due"])
 
 
 async def prune(pool: Pool, days: int) -> int:

@@ -23,6 +23,7 @@ from typing import Any
 
 import msgspec
 
+from pushcore.db.recipients import UNREAD_CAP
 from pushcore.fanout.delivery import PerRecipient
 from pushcore.fanout.errors import InvalidSend
 from pushcore.fanout.request import SendRequestBase
@@ -35,6 +36,8 @@ from pushcore.templates.content import Program
 from pushcore.templates.errors import InvalidTemplate, RenderFailed, RenderTimeout
 
 TEMPLATED = "templated"  # the key of a stored notification that marks per-recipient content
+INBOX = "inbox"  # the template variable of the recipient's inbox (``inbox.unread``)
+UNREAD = "unread"  # the key of the templated part that asks for the unread counts
 PROGRAM_CACHE = 64  # messages whose compiled templates a worker process keeps
 
 TEMPLATE_ERROR = "template_error"
@@ -43,11 +46,24 @@ PAYLOAD_TOO_LARGE = "payload_too_large"
 
 def stored_notification(request: SendRequestBase) -> dict[str, Any]:
     """The notification column of a message: the effective notification, plus the
-    per-recipient part when the send has one."""
+    per-recipient part when the send has one.  When a template reads ``inbox``, the part
+    has ``unread``: what the message itself adds to its recipients' unread counts (1 when
+    it is stored in their inboxes, else 0), which tells the batch claim to load the counts
+    (:data:`pushcore.db.inbox.UNREAD_JSON`)."""
+    return _stored(request)[0]
+
+
+def _stored(request: SendRequestBase) -> tuple[dict[str, Any], Program | None]:
+    """The stored notification and, for a templated send, its compiled templates."""
     stored: dict[str, Any] = msgspec.to_builtins(request.effective_notification())
-    if request.templated():
-        stored[TEMPLATED] = {"localizations": msgspec.to_builtins(request.localizations or {})}
-    return stored
+    if not request.templated():
+        return stored, None
+    part: dict[str, Any] = {"localizations": msgspec.to_builtins(request.localizations or {})}
+    stored[TEMPLATED] = part
+    program = _compile(stored)
+    if INBOX in program.variables:
+        part[UNREAD] = 1 if request.inbox_options() is not None else 0
+    return stored, program
 
 
 def samples(request: SendRequestBase, render_seconds: float) -> list[Any]:
@@ -63,7 +79,8 @@ def samples(request: SendRequestBase, render_seconds: float) -> list[Any]:
             raise InvalidSend(f"localizations.{tag}", "not a valid BCP 47 language tag")
     try:
         content.check(built["notification"], blocks, localizations)
-        program = _compile(stored_notification(request))
+        program = _stored(request)[1]
+        assert program is not None  # only templated sends are sampled
     except InvalidTemplate as exc:
         raise InvalidSend(exc.field, f"{exc.message} (at {exc.position})") from None
     out = []
@@ -82,6 +99,14 @@ def samples(request: SendRequestBase, render_seconds: float) -> list[Any]:
 
 def is_templated(notification: Mapping[str, Any]) -> bool:
     return TEMPLATED in notification
+
+
+def unread_itself(request: SendRequestBase) -> int | None:
+    """What a send adds to its recipients' ``inbox.unread`` (0 or 1), None when no template
+    of it reads ``inbox``: what the preview loads the unread counts with."""
+    part = stored_notification(request).get(TEMPLATED) or {}
+    unread: int | None = part.get(UNREAD)
+    return unread
 
 
 class Programs:
@@ -142,13 +167,8 @@ def render_batch(
     if seen is None:
         seen = {}
     for registration, recipient in zip(registrations, recipients, strict=True):
-        installation = recipient["installation"]
-        data: dict[str, Any] = {"installation": installation, "message": message}
-        if recipient["user"] is not None:
-            data["user"] = recipient["user"]
-        if recipient.get("recipient") is not None:
-            data["recipient"] = recipient["recipient"]
-        language = installation["device"].get("language")
+        data = variables(message, recipient)
+        language = recipient["installation"]["device"].get("language")
         try:
             fields = _render(program, data, language, render_seconds)
         except RenderFailed as exc:
@@ -166,6 +186,17 @@ def render_batch(
         kept.append(registration)
         payloads.append(payload)
     return Rendered(kept, PerRecipient(payloads), failed, first_error)
+
+
+def variables(message: Mapping[str, Any], recipient: Mapping[str, Any]) -> dict[str, Any]:
+    """The top-level template variables of one recipient (a recipient JSON object of
+    :mod:`pushcore.db.recipients`): what is not known is left out, and renders as empty
+    text (an anonymous installation has no ``user`` and no ``inbox``)."""
+    data: dict[str, Any] = {"message": message}
+    for name in ("installation", "user", "recipient", INBOX):
+        if recipient.get(name) is not None:
+            data[name] = recipient[name]
+    return data
 
 
 def _render(program: Program, data: dict[str, Any], language: object, seconds: float) -> Any:
@@ -194,6 +225,51 @@ def _provider_payload(provider: Provider[Any], fields: dict[str, Any]) -> Any:
         return _Failure(TEMPLATE_ERROR, str(exc))
 
 
+def for_reader(
+    programs: Programs,
+    message_id: int,
+    notification: Mapping[str, Any],
+    reader: Mapping[str, Any],
+    *,
+    recipient_data: Any,
+    language: str | None,
+    unread: int,
+    render_seconds: float,
+) -> dict[str, Any]:
+    """A stored message as one inbox reader sees it: a templated message rendered for the
+    reader (``reader``: recipient JSON of the reading installation and its user) with the
+    same variables as a push, ``inbox.unread`` being the inbox's unread count now; the
+    language is ``language`` when given, else the reading installation's.  A render that
+    fails shows the notification without its templated values, never the template text.
+    Any other message is returned as stored."""
+    if not is_templated(notification):
+        return dict(notification)
+    try:
+        program = programs.get(message_id, notification)
+    except InvalidTemplate:  # accepted at submit: only a changed sandbox gets here
+        # nothing that may hold a template: the text fields, the badge, the dictionaries
+        dropped = (TEMPLATED, *content.TEXT_FIELDS, "badge")
+        return {
+            k: v for k, v in notification.items() if k not in dropped and not isinstance(v, dict)
+        }
+    recipient: dict[str, Any] = {
+        "user": reader.get("user"),
+        "recipient": None if recipient_data is None else {"data": recipient_data},
+        INBOX: {"unread": min(unread, UNREAD_CAP)},
+    }
+    installation = reader.get("installation") or {}
+    if installation.get("platform") is not None:  # a user without installations has none
+        recipient["installation"] = installation
+    if language is None:
+        language = (installation.get("device") or {}).get("language")
+    data = variables({"data": notification.get("data") or {}}, recipient)
+    try:
+        rendered: dict[str, Any] = _render(program, data, language, render_seconds)
+    except RenderFailed:
+        return program.fallback(language)
+    return rendered
+
+
 @dataclass(frozen=True, slots=True)
 class Previewed:
     """What one installation would get: the provider's payload bytes (APNs body, FCM
@@ -213,8 +289,7 @@ def preview(
 ) -> list[Previewed]:
     """Render a checked send for each installation row of
     :func:`pushcore.db.recipients.for_preview` exactly as the send workers would."""
-    notification = stored_notification(request)
-    program = _compile(notification) if is_templated(notification) else None
+    notification, program = _stored(request)
     given = {r.external_user_id: r.data for r in reversed(request.target.recipients or [])}
     fixed: dict[str, Any] = {}
     out = []

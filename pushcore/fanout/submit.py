@@ -48,6 +48,14 @@ def check(
         _check_raw_token_send(request)
     if request.send_at_local is not None:
         _check_local_time(request, kind)
+    # per-recipient content: its templates checked (an inbox-only message's too: the inbox
+    # renders them for its readers), each variant as a recipient without properties would
+    # get it (what differs per recipient is checked at send time)
+    notifications = (
+        samples(request, settings.template_render_seconds)
+        if request.templated()
+        else [request.effective_notification()]
+    )
     if not request.push:
         return []  # inbox only: no provider is involved, none needs credentials
     stored: dict[str, Any] = app["credentials"]
@@ -56,13 +64,6 @@ def check(
         wanted = _raw_token_platforms(request, configured, settings.endpoint_policy())
     else:
         wanted = send_platforms(request.platforms, app)
-    # per-recipient content: its templates checked, each variant as a recipient without
-    # properties would get it (what differs per recipient is checked at send time)
-    notifications = (
-        samples(request, settings.template_render_seconds)
-        if request.templated()
-        else [request.effective_notification()]
-    )
     for platform in wanted:
         spec = registry.spec(platform)
         try:

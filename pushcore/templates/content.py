@@ -52,6 +52,21 @@ class Program:
     # installation language → its variant, looked up once per language
     _chosen: dict[object, Variant] = field(default_factory=dict)
 
+    @property
+    def variables(self) -> frozenset[str]:
+        """The top-level variables its templates read, in any variant."""
+        variants = (self.default, *self.localized.values())
+        return frozenset(n for v in variants for _, template in v.slots for n in template.names)
+
+    def fallback(self, language: object) -> dict[str, Any]:
+        """The variant's notification without its templated values: what a reader is shown
+        when a render fails (never the template text)."""
+        variant = self.variant(language)
+        out = dict(variant.base)
+        for name in {path[0] for path, _ in variant.slots}:
+            out.pop(str(name), None)
+        return out
+
     def variant(self, language: object) -> Variant:
         if not self.localized:
             return self.default

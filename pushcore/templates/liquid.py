@@ -43,7 +43,7 @@ OUTPUT_LIMIT = 4096  # bytes per rendered value: the longest title or body accep
 
 # The top-level names a template may use; a template naming another one is refused at
 # submit (it would always render as empty text: a typo, not an intention).
-VARIABLES = ("user", "installation", "message", "recipient")
+VARIABLES = ("user", "installation", "message", "recipient", "inbox")
 # names the for and tablerow tags define inside their blocks
 _LOOP_NAMES = ("forloop", "tablerowloop")
 _REFUSED_TAGS = ("include", "render")
@@ -76,6 +76,7 @@ class Template:
 
     source: str
     bound: BoundTemplate
+    names: frozenset[str]  # the top-level variables it reads (``inbox``: the unread count)
 
     def render(self, data: Mapping[str, Any], deadline: float) -> str:
         """Render with ``data`` as the top-level variables; :class:`RenderFailed` when a
@@ -136,7 +137,7 @@ def parse(source: str, field: str) -> Template:
     ranged = _first_range(bound)
     if ranged is not None:
         raise InvalidTemplate(field, position(source, ranged), "range literals are not allowed")
-    return Template(source, bound)
+    return Template(source, bound, frozenset(analysis.globals) & frozenset(VARIABLES))
 
 
 def position(source: str, index: int) -> str:

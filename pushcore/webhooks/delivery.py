@@ -35,7 +35,7 @@ from pushcore.config import Settings
 from pushcore.db import webhooks as queries
 from pushcore.db.pool import Pool, Record
 from pushcore.providers.base import parse_retry_after
-from pushcore.webhooks import signing
+from pushcore.webhooks import metrics, signing
 from pushcore.webhooks.policy import Policy, address_allowed, url_problem
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 # what the loop survives and retries later: the database gone for a while, a timeout
 TRANSIENT = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 ERROR_CHARS = 200  # an attempt's error text is cut here (it is shown by the API)
+REFUSED = "refused: "  # how an attempt the address policy stopped is recorded
 
 
 def policy_of(settings: Settings) -> Policy:
@@ -104,6 +105,7 @@ class Deliverer:
         self.rng = rng or random.Random()  # noqa: S311 (jitter, not a secret)
         self._session: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
+        self._sampler: asyncio.Task[None] | None = None
         self._flights: dict[asyncio.Task[None], int] = {}  # task -> endpoint id
         self._wake = asyncio.Event()
 
@@ -119,15 +121,19 @@ class Deliverer:
             timeout=aiohttp.ClientTimeout(total=s.webhook_timeout_seconds),
             headers={"user-agent": "pushcore-webhooks"},
         )
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        metrics.declare()
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._run())
+        self._sampler = loop.create_task(self._sample())
 
     async def stop(self, timeout: float) -> None:
         """Stop claiming; give deliveries in flight ``timeout`` seconds (a cut-off one is
         posted again by another process when its lease expires)."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        for task in (self._task, self._sampler):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._task = self._sampler = None
         if self._flights:
             await asyncio.wait(list(self._flights), timeout=timeout)
             for task in self._flights:
@@ -163,6 +169,17 @@ class Deliverer:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=s.webhook_poll_seconds)
 
+    async def _sample(self) -> None:
+        """The outbox gauges, every PUSHCORE_REAPER_INTERVAL_SECONDS (each process samples:
+        the most recent sample is exported)."""
+        while True:
+            try:
+                pending, oldest = await queries.backlog(self.pool, metrics.BACKLOG_CAP)
+                metrics.sampled(pending, oldest)
+            except TRANSIENT as exc:
+                log.warning("webhook outbox not sampled: %s", exc)
+            await asyncio.sleep(self.settings.reaper_interval_seconds)
+
     def _landed(self, task: asyncio.Task[None]) -> None:
         self._flights.pop(task, None)
         if not task.cancelled() and task.exception() is not None:
@@ -173,15 +190,17 @@ class Deliverer:
         s = self.settings
         attempt = int(row["attempts"]) + 1
         status, error, retry_after, started = await self._post(row)
+        seconds = time.monotonic() - started
         delivered = status is not None and 200 <= status < 300
+        refused = error is not None and error.startswith(REFUSED)
         try:
-            await queries.record(
+            recorded = await queries.record(
                 self.pool,
                 outbox_id=row["id"],
                 webhook_id=row["webhook_id"],
                 attempt=attempt,
                 status=status,
-                latency_ms=int((time.monotonic() - started) * 1000),
+                latency_ms=int(seconds * 1000),
                 error=error,
                 delivered=delivered,
                 retry_in=backoff(
@@ -196,13 +215,16 @@ class Deliverer:
         except TRANSIENT as exc:
             # not recorded: the lease expires and the event is posted again (same id)
             log.warning("webhook attempt of event %d not recorded: %s", row["id"], exc)
+            metrics.record(status, refused, seconds, disabled=False)
+            return
+        metrics.record(status, refused, seconds, disabled=bool(recorded["disabled"]))
 
     async def _post(self, row: Record) -> tuple[int | None, str | None, float | None, float]:
         """(HTTP status or None, error, Retry-After seconds, monotonic start)."""
         started = time.monotonic()
         problem = url_problem(row["url"], self.policy)
         if problem is not None:
-            return None, f"refused: {problem}", None, started
+            return None, f"{REFUSED}{problem}", None, started
         assert self._session is not None
         body = msgspec.json.encode(row["body"])
         msg_id = signing.event_id(row["id"])

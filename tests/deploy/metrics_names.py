@@ -22,13 +22,21 @@ PUSHCORE_METRICS = frozenset(
         "pushcore_queue_depth",
         "pushcore_messages",
         "pushcore_apns_credentials_expiry_seconds",
+        # workers (pushcore/webhooks/metrics.py)
+        "pushcore_webhook_attempts_total",
+        "pushcore_webhook_attempt_seconds",
+        "pushcore_webhooks_disabled_total",
+        "pushcore_webhook_outbox_backlog",
+        "pushcore_webhook_outbox_oldest_due_seconds",
         # API (pushcore/api/app.py)
         "pushcore_api_requests_total",
         "pushcore_api_request_seconds",
     }
 )
 
-PUSHCORE_HISTOGRAMS = frozenset({"pushcore_batch_seconds", "pushcore_api_request_seconds"})
+PUSHCORE_HISTOGRAMS = frozenset(
+    {"pushcore_batch_seconds", "pushcore_api_request_seconds", "pushcore_webhook_attempt_seconds"}
+)
 
 EXTERNAL_METRICS = frozenset(
     {

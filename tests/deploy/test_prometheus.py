@@ -40,6 +40,7 @@ REQUIRED_ALERTS = {
     "PushcoreApnsCertificateExpiring": "pushcore_apns_credentials_expiry_seconds",
     "PushcoreProviderPausedRepeatedly": "pushcore_provider_pauses_total",
     "PushcoreWriteBacksDropped": "pushcore_write_back_failures_total",
+    "PushcoreWebhookBacklogGrowing": "pushcore_webhook_outbox_backlog",
 }
 # Debian's prometheus package is built without Kubernetes service discovery.
 _NO_KUBERNETES_SD = "field kubernetes_sd_configs not found"

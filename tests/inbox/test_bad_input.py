@@ -72,6 +72,11 @@ QUERY_TABLE: list[tuple[dict[str, str], str]] = [
     ({"cursor": "MTIz"}, "cursor"),  # base64 of "123": no message id
     ({"cursor": "MS45MjIzMzcyMDM2ODU0Nzc1ODA4"}, "cursor"),  # "1.9223372036854775808": > bigint
     ({"cursor": "OTk5OTk5OTk5OTk5OTk5OTk5OTk5LjE"}, "cursor"),  # a time past year 9999
+    ({"language": ""}, "language"),
+    ({"language": "not a tag"}, "language"),
+    ({"language": "x" * 36}, "language"),  # longer than any BCP 47 tag kept
+    ({"language": "en-!!"}, "language"),
+    ({"language": "zz-Qqqq-999-x"}, "language"),  # a dangling private-use singleton
 ]
 
 
@@ -148,7 +153,7 @@ async def test_openapi_describes_the_inbox(api: Client) -> None:
         assert {"200", "400", "413", "422", anonymous} <= set(seen["responses"])
         assert {"204", "404", anonymous} <= set(delete["responses"])
         query = {p["name"] for p in read["parameters"] if p["in"] == "query"}
-        assert query == {"topic", "from", "to", "limit", "cursor"}
+        assert query == {"topic", "from", "to", "limit", "cursor", "language"}
     schemas = doc["components"]["schemas"]
     assert set(schemas["InboxPage"]["required"]) == {
         "messages",

@@ -8,6 +8,7 @@ the user sees the same inbox.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import datetime as dt
@@ -25,8 +26,10 @@ from pushcore.api.schemas import (
     InboxSeen,
     InboxSeenResult,
 )
-from pushcore.api.state import POOL
+from pushcore.api.state import POOL, PROGRAMS, SETTINGS
 from pushcore.db import inbox as queries
+from pushcore.fanout.render import for_reader, is_templated
+from pushcore.templates import locale
 
 DEFAULT_LIMIT = 20
 MAX_TOPICS = 20
@@ -94,6 +97,9 @@ async def read(call: Call) -> Reply:
     if since is not None and until is not None and until <= since:
         raise invalid("to", "to must be later than from")
     after = _position(query["cursor"]) if "cursor" in query else None
+    language = query.get("language")
+    if language is not None and not locale.valid_language(language):
+        raise invalid("language", "language: not a valid BCP 47 language tag")
     page = await queries.read(
         call.request.app[POOL],
         _who(call),
@@ -107,19 +113,36 @@ async def read(call: Call) -> Reply:
         raise await _no_owner(call)
     rows = page.rows[:limit]
     more = len(page.rows) > limit
+    messages = []
+    for r in rows:
+        notification = r["notification"]
+        if is_templated(notification):
+            # bounded: a page holds at most MAX_INBOX_PAGE messages, each render at most
+            # PUSHCORE_TEMPLATE_RENDER_SECONDS of CPU; the loop gets a turn between them
+            await asyncio.sleep(0)
+            notification = for_reader(
+                call.request.app[PROGRAMS],
+                r["message_id"],
+                notification,
+                page.reader,
+                recipient_data=r["recipient_data"],
+                language=language,
+                unread=page.unread,
+                render_seconds=call.request.app[SETTINGS].template_render_seconds,
+            )
+        messages.append(
+            InboxMessage(
+                message_id=r["public_id"],
+                sent_at=r["sent_at"],
+                topic=r["topic"],
+                notification=notification,
+                seen_at=r["seen_at"],
+            )
+        )
     return Reply(
         200,
         InboxPage(
-            messages=[
-                InboxMessage(
-                    message_id=r["public_id"],
-                    sent_at=r["sent_at"],
-                    topic=r["topic"],
-                    notification=r["notification"],
-                    seen_at=r["seen_at"],
-                )
-                for r in rows
-            ],
+            messages=messages,
             count_total=page.total,
             count_unread=page.unread,
             count_total_filtered=page.total_filtered,
@@ -151,10 +174,12 @@ async def delete(call: Call) -> Reply:
     return Reply(204)
 
 
-_QUERY = ("topic", "from", "to", "limit", "cursor")
+_QUERY = ("topic", "from", "to", "limit", "cursor", "language")
 _READ = (
     "Newest first; topic (repeatable), from (inclusive) and to (exclusive) on sent_at, "
-    f"limit 1-{MAX_INBOX_PAGE} (default {DEFAULT_LIMIT}), cursor from the last page"
+    f"limit 1-{MAX_INBOX_PAGE} (default {DEFAULT_LIMIT}), cursor from the last page. "
+    "Templated messages are rendered for the user, in language (BCP 47) when given, else "
+    "in the reading installation's registered language"
 )
 DEVICE = "/v1/installations/{installation_id}/inbox"
 SERVER = "/v1/apps/{app_code}/users/{external_user_id}/inbox"

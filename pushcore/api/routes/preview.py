@@ -15,7 +15,7 @@ from pushcore.api.schemas import PreviewIn, PreviewOut, PreviewPayload
 from pushcore.api.state import POOL, PROVIDERS, SETTINGS
 from pushcore.db import recipients
 from pushcore.fanout.errors import InvalidSend
-from pushcore.fanout.render import preview
+from pushcore.fanout.render import preview, unread_itself
 from pushcore.fanout.submit import check
 from pushcore.providers.base import Provider
 
@@ -36,6 +36,7 @@ async def preview_message(call: Call) -> Reply:
         platforms,
         external_user_id=body.external_user_id,
         installation_id=body.installation_id,
+        unread=unread_itself(body.message),
     )
     if not found:
         raise not_found("user" if body.external_user_id is not None else "installation")
