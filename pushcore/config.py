@@ -208,7 +208,8 @@ class Settings:
         "RESULTS_RETENTION_DAYS",
         30,
         _int(1, 3650),
-        "Per-recipient results (GET …/messages/{id}/results) are kept this many days.",
+        "Per-recipient results (GET …/messages/{id}/results), delivered webhook events and "
+        "a finished message's `recipients` data are kept this many days.",
     )
     broker: str = setting(
         "BROKER", "redis", _choice("redis", "rabbitmq"), "Dramatiq broker: redis or rabbitmq."

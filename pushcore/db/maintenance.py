@@ -1,5 +1,5 @@
-"""Upkeep: deleting registrations whose token has gone stale, and inbox messages past the
-retention.
+"""Upkeep: deleting registrations whose token has gone stale, inbox messages past the
+retention, and the per-recipient data of old messages.
 
 A token that the app has not refreshed for ``PUSHCORE_STALE_TOKEN_DAYS`` days most likely
 belongs to an uninstalled app (APNs and FCM stop accepting them, or accept them silently).
@@ -113,3 +113,67 @@ async def prune_inbox(
             due,
         )
         total += int(deleted or 0)
+
+
+# messages whose per-recipient data is looked at per pass of prune_recipient_data
+RECIPIENT_MESSAGES = 100
+
+
+async def prune_recipient_data(pool: Pool, days: int, *, chunk: int = CHUNK) -> int:
+    """Delete the per-recipient data (``message_recipients``) of messages final for more
+    than ``days``, unless the message is still in inboxes (the inbox renders templated
+    messages with it when they are read: it goes when the inbox message does); return how
+    many rows.
+
+    The messages holding such data are found by a loose index scan of the table's primary
+    key (one probe per message, not per row), so the cost follows the number of messages
+    with data kept, not their recipients (up to 100,000 each)."""
+    total = 0
+    while True:
+        due: list[int] = [
+            r["message_id"]
+            for r in await pool.fetch(
+                """
+                WITH RECURSIVE ids AS (
+                    (SELECT message_id FROM message_recipients ORDER BY message_id LIMIT 1)
+                    UNION ALL
+                    SELECT (SELECT r.message_id FROM message_recipients r
+                            WHERE r.message_id > ids.message_id
+                            ORDER BY r.message_id LIMIT 1)
+                    FROM ids WHERE ids.message_id IS NOT NULL
+                )
+                SELECT m.id AS message_id FROM ids JOIN messages m ON m.id = ids.message_id
+                WHERE m.status IN ('done', 'cancelled', 'failed')
+                  AND m.finished_at < now() - make_interval(days => $1)
+                  AND NOT EXISTS (SELECT 1 FROM inbox_messages im WHERE im.message_id = m.id)
+                LIMIT $2
+                """,
+                days,
+                RECIPIENT_MESSAGES,
+            )
+        ]
+        if not due:
+            return total
+        while True:
+            gone = int(
+                await pool.fetchval(
+                    """
+                    WITH doomed AS (
+                        SELECT message_id, external_id FROM message_recipients
+                        WHERE message_id = ANY($1::bigint[]) LIMIT $2
+                    ), gone AS (
+                        DELETE FROM message_recipients r USING doomed
+                        WHERE r.message_id = doomed.message_id
+                          AND r.external_id = doomed.external_id
+                        RETURNING 1
+                    )
+                    SELECT count(*) FROM gone
+                    """,
+                    due,
+                    chunk,
+                )
+                or 0
+            )
+            total += gone
+            if gone < chunk:
+                break

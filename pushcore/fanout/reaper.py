@@ -9,8 +9,9 @@ messages and of messages whose plan job was lost.  This is what makes a SIGKILLe
 or a flushed Redis harmless; Dramatiq's own Redis recovery (0.1% maintenance chance, 60 s
 heartbeat) is not relied upon.
 Once a day (cluster-wide, by the same clock) it also deletes stale registrations and inbox
-messages past their retention, and once an hour per-recipient results and delivered or
-given-up webhook events older than PUSHCORE_RESULTS_RETENTION_DAYS.
+messages past their retention, and once an hour per-recipient results, delivered or
+given-up webhook events, and the ``recipients`` data of messages finished (and out of the
+inboxes) older than PUSHCORE_RESULTS_RETENTION_DAYS.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pushcore.config import Settings
 from pushcore.db import reaping
 from pushcore.db import results as result_queries
 from pushcore.db import webhooks as webhook_queries
-from pushcore.db.maintenance import prune_inbox, prune_stale
+from pushcore.db.maintenance import prune_inbox, prune_recipient_data, prune_stale
 from pushcore.db.pool import Connection, Pool
 from pushcore.fanout import metrics
 from pushcore.fanout.errors import TRANSIENT
@@ -77,6 +78,9 @@ async def _due_passes(
     if await reaping.claim_pass(conn, "prune_results", PRUNE_RESULTS_EVERY):
         deleted = await result_queries.prune(pool, settings.results_retention_days)
         events = await webhook_queries.prune(pool, settings.results_retention_days)
+        data = await prune_recipient_data(pool, settings.results_retention_days)
+        if data:
+            log.info("pruned the per-recipient data of %d recipients of old messages", data)
         if deleted or events:
             log.info("pruned the results of %d batches, %d webhook events", deleted, events)
 

@@ -3,6 +3,7 @@ by a real worker, read back from the bytes each simulator received for each toke
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,9 @@ from typing import Any
 import msgspec
 import pytest
 
+from pushcore.config import Settings
+from pushcore.db.maintenance import prune_recipient_data
+from pushcore.db.pool import create_pool
 from pushcore.gateways.apns import ApnsOptions
 from pushcore.gateways.fcm import FcmOptions
 from pushcore.gateways.simulators import Simulators
@@ -430,3 +434,61 @@ async def test_a_batch_larger_than_a_render_slice_keeps_every_recipients_own_con
             assert [shown("ios", p) for p in received(c, d)] == [
                 {"title": f"Device {i}", "body": None, "badge": i % 9, "data": {}}
             ], i
+
+
+async def test_recipients_data_is_pruned_after_the_retention_unless_inboxed(
+    api: Client, rsims: Simulators, launch: Launch, fanout_settings: Settings
+) -> None:
+    """The reaper's hourly prune deletes a finished message's ``recipients`` data after
+    PUSHCORE_RESULTS_RETENTION_DAYS, but keeps it while the message is still in inboxes
+    (their reads render with it), and keeps a recent message's."""
+    c = Campaign(api, rsims)
+    await c.create_app()
+    await _user(c, await c.register("android", 1), "ana")
+    await _user(c, await c.register("ios", 2), "bob")
+    await launch(rsims)
+    recipients = [
+        {"external_user_id": "ana", "data": {"order": "A-1"}},
+        {"external_user_id": "bob", "data": {"order": "B-2"}},
+    ]
+    body = {"title": "Order", "body": "{{ recipient.data.order }}"}
+    ids = {}
+    for name, extra in (("old", {}), ("inboxed", {"inbox": True}), ("recent", {})):
+        sent = await c.send(target={"recipients": recipients}, notification=body, **extra)
+        await c.wait(sent["message_id"])
+        ids[name] = uuid.UUID(sent["message_id"])
+    pool = await create_pool(fanout_settings)
+    try:
+
+        async def kept() -> dict[str, int]:
+            rows = await pool.fetch(
+                """SELECT m.public_id, count(r.*) AS n FROM messages m
+                   LEFT JOIN message_recipients r ON r.message_id = m.id
+                   WHERE m.public_id = ANY($1::uuid[]) GROUP BY m.public_id""",
+                list(ids.values()),
+            )
+            by_id = {r["public_id"]: r["n"] for r in rows}
+            return {name: by_id[i] for name, i in ids.items()}
+
+        assert await kept() == {"old": 2, "inboxed": 2, "recent": 2}
+        await pool.execute(
+            "UPDATE messages SET finished_at = now() - interval '31 days' "
+            "WHERE public_id = ANY($1::uuid[])",
+            [ids["old"], ids["inboxed"]],
+        )
+        assert await prune_recipient_data(pool, 30, chunk=1) == 2
+        assert await kept() == {"old": 0, "inboxed": 2, "recent": 2}
+        # the inbox still renders the inboxed message with each reader's own data
+        resp = await api.get(f"/v1/apps/{c.code}/users/bob/inbox", headers=c.server)
+        (note,) = (await json(resp, 200))["messages"]
+        assert note["notification"]["body"] == "B-2"
+        # once the inbox message is gone (its retention), its data goes too
+        await pool.execute(
+            "DELETE FROM inbox_messages WHERE message_id = "
+            "(SELECT id FROM messages WHERE public_id = $1)",
+            ids["inboxed"],
+        )
+        assert await prune_recipient_data(pool, 30) == 2
+        assert await kept() == {"old": 0, "inboxed": 0, "recent": 2}
+    finally:
+        await pool.close()
