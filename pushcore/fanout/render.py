@@ -15,6 +15,7 @@ Neither touches the rest of the batch.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -23,6 +24,7 @@ from typing import Any
 
 import msgspec
 
+from pushcore.db.pool import Record
 from pushcore.db.recipients import UNREAD_CAP
 from pushcore.fanout.delivery import PerRecipient
 from pushcore.fanout.errors import InvalidSend
@@ -323,3 +325,35 @@ def preview(
         else:
             out.append(Previewed(row, payload.preview(), None))
     return out
+
+
+async def page_for_reader(
+    programs: Programs,
+    rows: Sequence[Record],
+    reader: Mapping[str, Any],
+    *,
+    language: str | None,
+    unread: int,
+    render_seconds: float,
+) -> list[dict[str, Any]]:
+    """The notifications of a page of inbox rows (``message_id``, ``notification``,
+    ``recipient_data``) as their reader sees them (:func:`for_reader`), in order.  Bounded:
+    a page holds at most its limit of messages, each render at most ``render_seconds`` of
+    CPU, and the event loop gets a turn between them."""
+    shown: list[dict[str, Any]] = []
+    for r in rows:
+        notification = r["notification"]
+        if is_templated(notification):
+            await asyncio.sleep(0)
+            notification = for_reader(
+                programs,
+                r["message_id"],
+                notification,
+                reader,
+                recipient_data=r["recipient_data"],
+                language=language,
+                unread=unread,
+                render_seconds=render_seconds,
+            )
+        shown.append(dict(notification))
+    return shown

@@ -353,3 +353,34 @@ async def test_user_page_shows_the_inbox_as_the_api_reads_it(seeded: Seeded, api
     other = await page(api, f"{base}/users/user-2")
     assert '<span id="inbox-total">0</span>' in other
     assert 'id="inbox"' not in other
+
+
+async def test_user_page_renders_templated_inbox_messages_for_the_user(
+    seeded: Seeded, api: Client
+) -> None:
+    """A templated inbox message shows on a user's page as that user's inbox shows it
+    (the API's rendering), never as its template text."""
+    server = seeded.campaign.server
+    body = {
+        "target": {
+            "recipients": [
+                {"external_user_id": "user-1", "data": {"order": "A-1"}},
+                {"external_user_id": "user-2", "data": {"order": "B-2"}},
+            ]
+        },
+        "notification": {"title": "Order {{ recipient.data.order }} of {{ user.external_id }}"},
+        "inbox": True,
+        "push": False,
+    }
+    await json(await api.post(f"/v1/apps/{seeded.code}/messages", json=body, headers=server), 202)
+    await sign_in(api, seeded.server_key)
+    for user, title in (("user-1", "Order A-1 of user-1"), ("user-2", "Order B-2 of user-2")):
+        listed = await json(
+            await api.get(f"/v1/apps/{seeded.code}/users/{user}/inbox", headers=server), 200
+        )
+        assert [m["notification"]["title"] for m in listed["messages"]] == [title]
+        text = await page(api, f"/console/apps/{seeded.code}/users/{user}")
+        row = re.search(r'<table class="rows-as-cards" id="inbox">(.*?)</table>', text, re.S)
+        assert row
+        assert title in row.group(1)
+        assert "{{" not in row.group(1)

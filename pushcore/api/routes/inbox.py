@@ -8,7 +8,6 @@ the user sees the same inbox.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import datetime as dt
@@ -28,7 +27,7 @@ from pushcore.api.schemas import (
 )
 from pushcore.api.state import POOL, PROGRAMS, SETTINGS
 from pushcore.db import inbox as queries
-from pushcore.fanout.render import for_reader, is_templated
+from pushcore.fanout.render import page_for_reader
 from pushcore.templates import locale
 
 DEFAULT_LIMIT = 20
@@ -113,32 +112,25 @@ async def read(call: Call) -> Reply:
         raise await _no_owner(call)
     rows = page.rows[:limit]
     more = len(page.rows) > limit
-    messages = []
-    for r in rows:
-        notification = r["notification"]
-        if is_templated(notification):
-            # bounded: a page holds at most MAX_INBOX_PAGE messages, each render at most
-            # PUSHCORE_TEMPLATE_RENDER_SECONDS of CPU; the loop gets a turn between them
-            await asyncio.sleep(0)
-            notification = for_reader(
-                call.request.app[PROGRAMS],
-                r["message_id"],
-                notification,
-                page.reader,
-                recipient_data=r["recipient_data"],
-                language=language,
-                unread=page.unread,
-                render_seconds=call.request.app[SETTINGS].template_render_seconds,
-            )
-        messages.append(
-            InboxMessage(
-                message_id=r["public_id"],
-                sent_at=r["sent_at"],
-                topic=r["topic"],
-                notification=notification,
-                seen_at=r["seen_at"],
-            )
+    # bounded: a page holds at most MAX_INBOX_PAGE messages
+    shown = await page_for_reader(
+        call.request.app[PROGRAMS],
+        rows,
+        page.reader,
+        language=language,
+        unread=page.unread,
+        render_seconds=call.request.app[SETTINGS].template_render_seconds,
+    )
+    messages = [
+        InboxMessage(
+            message_id=r["public_id"],
+            sent_at=r["sent_at"],
+            topic=r["topic"],
+            notification=notification,
+            seen_at=r["seen_at"],
         )
+        for r, notification in zip(rows, shown, strict=True)
+    ]
     return Reply(
         200,
         InboxPage(

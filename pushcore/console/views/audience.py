@@ -7,7 +7,7 @@ import uuid
 
 from aiohttp import web
 
-from pushcore.api.state import POOL
+from pushcore.api.state import POOL, PROGRAMS, SETTINGS
 from pushcore.console.pages import app_row, render, require
 from pushcore.console.state import AGGREGATES
 from pushcore.db import console as queries
@@ -15,6 +15,7 @@ from pushcore.db import inbox as inbox_queries
 from pushcore.db import installations as installation_queries
 from pushcore.db import users as user_queries
 from pushcore.db.installations import Scope
+from pushcore.fanout.render import page_for_reader
 
 ROUTES = web.RouteTableDef()
 LOOKUPS = {"external_id": "External user id", "email": "Email", "msisdn": "Phone (E.164)"}
@@ -80,7 +81,21 @@ async def user(request: web.Request) -> web.StreamResponse:
         after=None,
         limit=INBOX_LATEST,
     )
-    return render("user.html", request, {"user": row, "inbox": inbox, "latest": INBOX_LATEST})
+    # templated messages as the user's inbox shows them (the API's rendering)
+    shown = (
+        []
+        if inbox is None
+        else await page_for_reader(
+            request.config_dict[PROGRAMS],
+            inbox.rows,
+            inbox.reader,
+            language=None,
+            unread=inbox.unread,
+            render_seconds=request.config_dict[SETTINGS].template_render_seconds,
+        )
+    )
+    context = {"user": row, "inbox": inbox, "shown": shown, "latest": INBOX_LATEST}
+    return render("user.html", request, context)
 
 
 @ROUTES.get("/apps/{app_code}/installations/{installation_id}", name="installation")
