@@ -258,6 +258,21 @@ class Settings:
         _float(0.1, 3600),
         "How long such a pause lasts; a batch failing the same way right after it pauses again.",
     )
+    throttle_batch_seconds: float = setting(
+        "THROTTLE_BATCH_SECONDS",
+        0.1,
+        _float(0.01, 1.0),
+        "A message under a rate limit (its rate_per_minute, or its app's quota) is planned "
+        "in batches of this many seconds' worth of the rate (at least 1, at most "
+        "PUSHCORE_BATCH_SIZE), so that it is spread evenly.",
+    )
+    quota_pause_max_seconds: float = setting(
+        "QUOTA_PAUSE_MAX_SECONDS",
+        300.0,
+        _float(0, 86_400),
+        "A provider's 429 with Retry-After pauses that app's sends to that provider in every "
+        "worker for the time given, at most this long (0: no such pause).",
+    )
     deletion_valve_share: float = setting(
         "DELETION_VALVE_SHARE",
         0.5,

@@ -70,22 +70,55 @@ _CLAIMABLE = """(b.state = 'queued' OR (b.state = 'sending' AND b.lease_until < 
                   AND p.platform = b.platform AND p.paused_until > now())"""
 
 
-async def claim(pool: Pool, batch_id: int, lease_seconds: float) -> Record | None:
-    """Claim a queued (or abandoned: lease expired) batch that is due; None when another
-    worker holds it, it is finished, or its back-off has not elapsed."""
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A campaign batch's claim: the loaded ``row`` when it is ours to send now; else, when
+    a rate limit holds it, ``wait``: the seconds until its reserved slot (it is not
+    claimed meanwhile, so it holds no lease)."""
+
+    row: Record | None
+    wait: float = 0.0
+    platform: str = ""
+
+
+async def claim(pool: Pool, batch_id: int, lease_seconds: float) -> Claim | None:
+    """Claim a queued (or abandoned: lease expired) batch that is due and has its permit
+    from the rate limits of its message and app (``send_permit``, 0016 migration: a batch
+    that has to wait reserves its slot then and is charged once); None when another worker
+    holds it, it is finished, paused, or its back-off has not elapsed.
+
+    The batch row is locked first (``cand``), so the permit is taken only for a batch
+    that this statement then claims: a duplicate broker message charges nothing."""
     row: Record | None = await pool.fetchrow(
         f"""
-        WITH b AS (
+        WITH cand AS MATERIALIZED (
+            SELECT b.id, b.message_id, b.app_id, b.platform,
+                   cardinality(b.installation_ids) AS n
+            FROM batches b WHERE b.id = $1 AND {_CLAIMABLE} FOR UPDATE
+        ), permit AS MATERIALIZED (
+            SELECT send_permit(cand.id, cand.message_id, cand.app_id, cand.platform, cand.n)
+                AS wait
+            FROM cand
+        ), b AS (
             UPDATE batches b SET state = 'sending', claims = b.claims + 1,
                 lease_until = now() + make_interval(secs => $2)
-            WHERE b.id = $1 AND {_CLAIMABLE}
+            FROM permit
+            WHERE b.id = $1 AND permit.wait <= 0
             RETURNING {_CLAIMED}
-        ) {_LOADED}
+        ), loaded AS ({_LOADED})
+        SELECT permit.wait AS permit_wait, (SELECT platform FROM cand) AS permit_platform,
+               loaded.*
+        FROM permit LEFT JOIN loaded ON true
         """,
         batch_id,
         lease_seconds,
     )
-    return row
+    if row is None:
+        return None
+    if row["id"] is None:
+        wait: float = row["permit_wait"]
+        return Claim(None, wait, row["permit_platform"]) if wait > 0 else None
+    return Claim(row)
 
 
 async def extend_leases(

@@ -21,10 +21,11 @@ import msgspec
 
 from pushcore.config import Settings
 from pushcore.db import inbox as inbox_queries
+from pushcore.db import limits
 from pushcore.db import planning as queries
 from pushcore.db.inbox import InboxPlan
 from pushcore.db.pool import Pool
-from pushcore.fanout import raw_tokens
+from pushcore.fanout import raw_tokens, throttle
 from pushcore.fanout.queue import BatchJob, Enqueuer
 from pushcore.fanout.request import InboxOptions
 from pushcore.fanout.targets import Target, TargetKind
@@ -59,7 +60,7 @@ async def plan(pool: Pool, settings: Settings, enqueuer: Enqueuer, message_id: i
         "message_id": message_id,
         "claim": claimed["plan_claims"],
         "app_id": claimed["app_id"],
-        "batch_size": settings.batch_size,
+        "batch_size": await _batch_size(pool, settings, claimed, platforms),
         "primary_only": claimed["primary_only"],
     }
     cursor = claimed["plan_cursor"]
@@ -103,6 +104,23 @@ async def plan(pool: Pool, settings: Settings, enqueuer: Enqueuer, message_id: i
         return None
     done = await queries.finish(pool, message_id, common["claim"])
     return str(done["status"]) if done else None
+
+
+async def _batch_size(pool: Pool, settings: Settings, claimed: Any, platforms: list[str]) -> int:
+    """PUSHCORE_BATCH_SIZE, or the smaller batch a rate limit asks for (the message's own
+    rate, its app's quota on one of its platforms): :func:`throttle.planned_batch`.  A
+    throttled message's bucket is written here, before its first batch."""
+    rate: int | None = claimed["request"].get("rate_per_minute")
+    quotas = await limits.quotas_of(pool, claimed["app_id"], platforms)
+    size = throttle.planned_batch(
+        settings.batch_size,
+        rate,
+        list(quotas.values()),
+        batch_seconds=settings.throttle_batch_seconds,
+    )
+    if rate is not None:
+        await limits.start_message_rate(pool, claimed["id"], rate, throttle.spacing(rate, size))
+    return size
 
 
 async def _plan_keyset(

@@ -50,7 +50,7 @@ from pushcore.db import batches as queries
 from pushcore.db import pauses
 from pushcore.db.lane import Waker
 from pushcore.db.pool import Pool, Record
-from pushcore.fanout import metrics, results, valve
+from pushcore.fanout import metrics, results, storms, valve
 from pushcore.fanout.backoff import retry_delay
 from pushcore.fanout.delivery import PerRecipient, deliver
 from pushcore.fanout.errors import DB_UNREACHABLE
@@ -73,7 +73,6 @@ RENDER_CACHE = 64  # messages whose rendered payloads a process keeps
 RENDER_SLICE = 100
 # Results of transport failures after which the provider may have processed the request.
 UNCERTAIN = frozenset(f"transport-{f.value}" for f in Failure if not f.unprocessed)
-STORM_SHARE = 0.5  # a batch counts towards a storm when this share of it was retryable
 WRITE_BACK_FIRST_DELAY = 0.2  # seconds; doubles per failed write-back, up to the cap
 WRITE_BACK_MAX_DELAY = 5.0
 
@@ -112,6 +111,7 @@ class Tally:
     retry_ids: list[int] = field(default_factory=list)
     retry_reasons: list[str] = field(default_factory=list)  # parallel to retry_ids
     retry_after: float | None = None
+    quota_retry_after: float | None = None  # the longest Retry-After of a 429 answer
     sender_error: str | None = None
     sent: int = 0  # registrations sent to the provider
     retryable: int = 0  # of them, answered with a retryable outcome
@@ -139,15 +139,21 @@ async def send_batch(ctx: SendContext, batch_id: int) -> str | None:
     started = time.monotonic()
     if ctx.priority is not None:
         await ctx.priority.yield_to_lane()  # before the claim: the lease starts after it
-    row = await queries.claim(ctx.pool, batch_id, ctx.settings.lease_seconds)
-    if row is None:
-        if ctx.settings.storm_batches:
+    claimed = await queries.claim(ctx.pool, batch_id, ctx.settings.lease_seconds)
+    if claimed is None:
+        if ctx.settings.storm_batches or ctx.settings.quota_pause_max_seconds:
             # only on a miss (duplicate message, not due, paused): no statement otherwise
             spread = ctx.settings.storm_pause_seconds  # the next pause's length
             postponed = await pauses.postpone_if_paused(ctx.pool, batch_id, spread=spread)
             if postponed is not None:
                 platform, delay = postponed
                 await ctx.enqueuer.batches([BatchJob(batch_id, platform, delay)])
+        return None
+    row = claimed.row
+    if row is None:
+        # a rate limit holds it: its slot is reserved (charged once), it comes back then
+        await ctx.enqueuer.batches([BatchJob(batch_id, claimed.platform, claimed.wait)])
+        metrics.THROTTLED.labels(registry.spec(claimed.platform).metrics_label).inc()
         return None
     result, tally = await _process(ctx, row)
     done = await _finish(ctx, [row], [(result, tally)], started)
@@ -247,10 +253,17 @@ async def _finish(
         await ctx.enqueuer.batches(
             [BatchJob(batch_id, platform, delay) for batch_id, platform, delay in done.retries]
         )
+    answers = [
+        storms.BatchAnswers(
+            row["app_id"], row["platform"], tally.sent, tally.retryable, tally.quota_retry_after
+        )
+        for row, (result, tally) in zip(rows, outcomes, strict=True)
+        if result.batch_id in owned
+    ]
     try:
-        await _count_storms(ctx, rows, outcomes, owned)
+        await storms.after_batches(ctx.pool, ctx.settings, answers)
     except DB_UNREACHABLE as exc:  # the results are written: a missed count is harmless
-        log.warning("storm count not recorded: %s", exc)
+        log.warning("storm count or pause not recorded: %s", exc)
     return done
 
 
@@ -301,41 +314,6 @@ async def _write_back(
 def _ids(rows: list[Record]) -> str:
     ids = [str(row["id"]) for row in rows[:5]]
     return ",".join(ids) + (",..." if len(rows) > 5 else "")
-
-
-async def _count_storms(
-    ctx: SendContext,
-    rows: list[Record],
-    outcomes: list[tuple[queries.BatchResult, Tally]],
-    owned: set[int],
-) -> None:
-    settings = ctx.settings
-    if not settings.storm_batches:
-        return
-    for row, (result, tally) in zip(rows, outcomes, strict=True):
-        if result.batch_id not in owned or not tally.sent:
-            continue
-        if tally.retryable < STORM_SHARE * tally.sent:
-            continue
-        started = await pauses.record_storm(
-            ctx.pool,
-            row["app_id"],
-            row["platform"],
-            window=settings.storm_window_seconds,
-            batches=settings.storm_batches,
-            pause=settings.storm_pause_seconds,
-        )
-        if started:
-            label = registry.spec(row["platform"]).metrics_label
-            metrics.PAUSES.labels(label).inc()
-            log.warning(
-                "app %d: %s sends paused for %.0f s (%d batches failing within %.0f s)",
-                row["app_id"],
-                label,
-                settings.storm_pause_seconds,
-                settings.storm_batches,
-                settings.storm_window_seconds,
-            )
 
 
 def _rendered(ctx: SendContext, row: Record, provider: Provider[Any]) -> Any:
@@ -517,6 +495,8 @@ def _count(tally: Tally, reg: Registration, result: Result, at_most_once: bool, 
         answer = results.label(results.RETRY, result.reason)
         if result.retry_after is not None:
             tally.retry_after = max(tally.retry_after or 0.0, result.retry_after)
+            if result.status == 429:  # FCM QUOTA_EXCEEDED, APNs TooManyRequests, Web Push
+                tally.quota_retry_after = max(tally.quota_retry_after or 0.0, result.retry_after)
     elif outcome is Outcome.SENDER_ERROR:
         tally.sender_error = f"{name}: {result.reason} (HTTP {result.status})"
         tally.fail(f"sender_error:{result.reason}")
