@@ -18,6 +18,8 @@ import pytest
 from pushcore.gateways.simulators import Simulators
 from tests.fanout.conftest import Launch
 from tests.fanout.harness import Campaign, Device
+from pushcore.client import PushcoreClient
+from tests.conftest import ADMIN_TOKEN
 from tests.registry.helpers import ADMIN, Client, json
 
 pytestmark = pytest.mark.slow
@@ -110,10 +112,11 @@ async def test_an_app_quota_is_shared_by_two_concurrent_messages(
     c = Campaign(api, sims)
     await c.create_app()
     devices = await _devices(c, "android", 30)
-    app = await _set_quota(api, c.code, {"fcm": {"per_minute": 600}})
-    assert app["quotas"] == {"fcm": {"per_minute": 600}}
-    shown = await json(await api.get(f"/v1/apps/{c.code}", headers=ADMIN), 200)
-    assert shown["quotas"] == {"fcm": {"per_minute": 600}}
+    base = str(api.make_url("")).rstrip("/")
+    async with PushcoreClient(base, c.code, c.server_key) as push:
+        app = await push.set_quotas({"fcm": {"per_minute": 600}}, admin_token=ADMIN_TOKEN)
+        assert app["quotas"] == {"fcm": {"per_minute": 600}}
+        assert (await push.app())["quotas"] == {"fcm": {"per_minute": 600}}
     for _ in range(2):
         await launch(sims)
     async with Timeline(_accepted(c, devices)) as line:
@@ -129,9 +132,6 @@ async def test_an_app_quota_is_shared_by_two_concurrent_messages(
     took = line.first_at(60) - started
     assert 4.5 < took < 20, took  # 59 after the first at 10/s: ~5.9 s
     assert line.most_in(1.0) <= 2 * 10 + 2, line.most_in(1.0)
-    # halfway through, both messages have sent some: they share the quota
-    half = [await c.message(m["message_id"]) for m in (first, second)]
-    del half  # (both are done by now; the shared rate above is the proof)
 
     # null removes the quota: unlimited again
     app = await _set_quota(api, c.code, {"fcm": None})
@@ -145,7 +145,7 @@ async def test_an_app_quota_is_shared_by_two_concurrent_messages(
 async def test_a_429_with_retry_after_pauses_the_app_and_provider_in_every_worker(
     sims: Simulators, launch: Launch, api: Client, database_url: str
 ) -> None:
-    """FCM answers 429 (Retry-After 4) until the first one is seen, then recovers.  Two
+    """FCM answers 429 (Retry-After 8) until the first one is seen, then recovers.  Two
     worker processes: none sends another request for that app to FCM until the pause
     ends, while the same app's APNs sends and another app's FCM sends go out meanwhile;
     in the end every device is delivered once."""
@@ -160,7 +160,7 @@ async def test_a_429_with_retry_after_pauses_the_app_and_provider_in_every_worke
     await sims.fcm.set_faults(
         error_fraction=1.0,
         error_status=429,
-        retry_after=4,
+        retry_after=8,
         latency=0.2,
         error_path="messages:send",  # the OAuth token route answers
     )
@@ -177,8 +177,8 @@ async def test_a_429_with_retry_after_pauses_the_app_and_provider_in_every_worke
             left = None
             while left is None:
                 left = await conn.fetchval(
-                    "SELECT extract(epoch FROM p.paused_until - now())::float8 FROM provider_pauses p "
-                    "JOIN apps ON apps.id = p.app_id WHERE apps.code = $1 "
+                    "SELECT extract(epoch FROM p.paused_until - now())::float8 "
+                    "FROM provider_pauses p JOIN apps ON apps.id = p.app_id WHERE apps.code = $1 "
                     "AND p.platform = 'android' AND p.paused_until > now()",
                     a.code,
                 )
@@ -186,16 +186,16 @@ async def test_a_429_with_retry_after_pauses_the_app_and_provider_in_every_worke
             paused_at, pause_end = time.monotonic(), time.monotonic() + left
         finally:
             await conn.close()
-        assert 2.5 < left <= 4.0, left
+        assert 6.0 < left <= 8.0, left
         # meanwhile: the same app's other provider, and another app on the same provider
         others = [
             await a.send(target={"all": True}, platforms=["ios"]),
             await b.send(target={"all": True}),
         ]
         for other in others:
-            msg = await (a if other is others[0] else b).wait(other["message_id"], timeout=3)
+            msg = await (a if other is others[0] else b).wait(other["message_id"], timeout=5)
             assert msg["counts"]["delivered"] == 10, msg
-        assert time.monotonic() < pause_end - 0.5, "the other sends took the whole pause"
+        assert time.monotonic() < pause_end - 0.2, "the other sends took the whole pause"
         msg = await a.wait(sent["message_id"], timeout=60)
     assert msg["status"] == "done", msg
     assert msg["counts"]["delivered"] == 40, msg

@@ -46,6 +46,8 @@ DECLARE
     m_spacing float8;
     slot timestamptz;
 BEGIN
+    -- (steps are rounded up to whole microseconds, timestamptz's resolution: rounding down
+    -- would add up to a permit early in a window)
     SELECT at INTO reserved FROM rate_permits WHERE batch_id = p_batch FOR UPDATE;
     IF FOUND THEN
         IF reserved > clock_timestamp() + interval '20 milliseconds' THEN
@@ -69,11 +71,11 @@ BEGIN
     slot := greatest(clock_timestamp(), coalesce(q_tat, '-infinity'),
                      coalesce(m_tat, '-infinity'));
     IF q_spacing IS NOT NULL THEN
-        UPDATE app_quotas SET tat = slot + make_interval(secs => p_size * q_spacing)
+        UPDATE app_quotas SET tat = slot + make_interval(secs => ceil(p_size * q_spacing * 1e6) / 1e6)
             WHERE app_id = p_app AND platform = p_platform;
     END IF;
     IF m_spacing IS NOT NULL THEN
-        UPDATE message_rates SET tat = slot + make_interval(secs => p_size * m_spacing)
+        UPDATE message_rates SET tat = slot + make_interval(secs => ceil(p_size * m_spacing * 1e6) / 1e6)
             WHERE message_id = p_message;
     END IF;
     IF slot <= clock_timestamp() + interval '20 milliseconds' THEN
