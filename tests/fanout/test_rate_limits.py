@@ -15,11 +15,11 @@ from collections.abc import Callable
 import asyncpg
 import pytest
 
+from pushcore.client import PushcoreClient
 from pushcore.gateways.simulators import Simulators
+from tests.conftest import ADMIN_TOKEN
 from tests.fanout.conftest import Launch
 from tests.fanout.harness import Campaign, Device
-from pushcore.client import PushcoreClient
-from tests.conftest import ADMIN_TOKEN
 from tests.registry.helpers import ADMIN, Client, json
 
 pytestmark = pytest.mark.slow

@@ -104,7 +104,8 @@ async def test_quotas_set_change_and_unset(api: Client, campaign: Campaign) -> N
         "apns": {"per_minute": 1},
     }
     shown = await json(await api.get(url, headers=campaign.server), 200)  # the app's own key
-    assert shown["fcm"] is not None and shown["quotas"]["apns"] == {"per_minute": 1}
+    assert shown["fcm"] is not None
+    assert shown["quotas"]["apns"] == {"per_minute": 1}
     assert await patch({"quotas": {"apns": None}}) == {"fcm": {"per_minute": 600_000}}
     assert await patch({"quotas": {"fcm": {"per_minute": 10_000_000}}}) == {
         "fcm": {"per_minute": 10_000_000}
