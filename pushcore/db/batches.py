@@ -144,7 +144,12 @@ async def extend_leases(
 
 async def claim_lane(pool: Pool, limit: int, lease_seconds: float) -> list[Record]:
     """Claim up to ``limit`` due lane batches of any message, oldest first; batches other
-    workers hold are skipped, not waited for."""
+    workers hold are skipped, not waited for.
+
+    Lane batches wait for no rate limit (a transactional message never waits behind a
+    campaign), but they are charged to their app's quotas: the quota buckets move on by
+    what the claim took, so the app's campaign batches leave that room to them.  The quota
+    rows are locked in key order (``quota_locks``), as every claim of one row does."""
     rows: list[Record] = await pool.fetch(
         f"""
         WITH pick AS (
@@ -157,6 +162,20 @@ async def claim_lane(pool: Pool, limit: int, lease_seconds: float) -> list[Recor
                 lease_until = now() + make_interval(secs => $2)
             FROM pick WHERE b.id = pick.id
             RETURNING {_CLAIMED}
+        ), used AS (
+            SELECT b.app_id, b.platform, sum(cardinality(b.installation_ids)) AS n
+            FROM b GROUP BY b.app_id, b.platform
+        ), quota_locks AS (
+            SELECT q.app_id, q.platform FROM app_quotas q
+            WHERE (q.app_id, q.platform) IN (SELECT app_id, platform FROM used)
+            ORDER BY q.app_id, q.platform FOR UPDATE
+        ), charged AS (
+            UPDATE app_quotas q
+            SET tat = greatest(q.tat, clock_timestamp())
+                      + make_interval(secs => ceil(used.n * q.spacing * 1e6) / 1e6)
+            FROM used, quota_locks l
+            WHERE l.app_id = q.app_id AND l.platform = q.platform
+              AND used.app_id = q.app_id AND used.platform = q.platform
         ) {_LOADED} ORDER BY b.id
         """,
         limit,
