@@ -266,6 +266,14 @@ class Settings:
         "in batches of this many seconds' worth of the rate (at least 1, at most "
         "PUSHCORE_BATCH_SIZE), so that it is spread evenly.",
     )
+    throttle_late_seconds: float = setting(
+        "THROTTLE_LATE_SECONDS",
+        1.0,
+        _float(0.1, 1.0),
+        "A batch held by a rate limit is sent when it comes back at most this long after its "
+        "reserved slot; later, it takes a new slot (once), so that late batches never bunch "
+        "up. The limits are spaced for it.",
+    )
     quota_pause_max_seconds: float = setting(
         "QUOTA_PAUSE_MAX_SECONDS",
         300.0,

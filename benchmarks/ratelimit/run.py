@@ -20,6 +20,7 @@ import asyncio
 import datetime
 import json
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -89,45 +90,84 @@ async def _measure(
         print(f"ratelimit: seeded {seeded.total:,}", file=sys.stderr, flush=True)
         worker_pids = await pipeline._worker_pids(worker_main_pid, args.processes)
         body = {**broadcast.FIXED, "rate_per_minute": args.rate}
-        sent = await broadcast.measure(
-            http,
-            pool,
-            app,
-            sims,
-            api_pid,
-            worker_pids,
-            source,
-            interval=args.interval,
-            timeout=args.timeout,
-            body=body,
+        samples: list[tuple[float, int]] = []
+        sampler = asyncio.get_running_loop().create_task(
+            _sample_simulators(sims, args.interval, samples)
         )
-    return _report(args, settings, sent)
+        try:
+            sent = await broadcast.measure(
+                http,
+                pool,
+                app,
+                sims,
+                api_pid,
+                worker_pids,
+                source,
+                interval=args.interval,
+                timeout=args.timeout,
+                body=body,
+            )
+            ended = time.monotonic()
+        finally:
+            sampler.cancel()
+        await asyncio.gather(sampler, return_exceptions=True)
+        stats = await asyncio.gather(*(sim.fetch_stats() for sim in sims))  # the last answers
+        samples.append((time.monotonic(), sum(int(s["requests"]) for s in stats)))
+    # the send request went out ``wall_s`` before the end (broadcast.measure's own clock)
+    start = ended - sent.wall_s
+    provider = [[round(t - start, 2), n] for t, n in samples if t >= start]
+    return _report(args, settings, sent, provider)
+
+
+async def _sample_simulators(
+    sims: Simulators, interval: float, samples: list[tuple[float, int]]
+) -> None:
+    """Requests the three simulators have answered, every ``interval`` s: the sends as
+    the providers see them (the ledger counts them at write-back, a batch at a time)."""
+    while True:
+        stats = await asyncio.gather(*(sim.fetch_stats() for sim in sims))
+        samples.append((time.monotonic(), sum(int(s["requests"]) for s in stats)))
+        await asyncio.sleep(interval)
 
 
 def windows(timeline: list[list[float]], span: float) -> list[dict[str, float]]:
-    """Sends per ``span``-second window from the first sample on: the answered count at
-    the last sample at or before each window's end, minus that at its start."""
+    """Sends per ``span``-second window from time 0 on, the count at each window edge
+    interpolated linearly between the two samples around it (samples every 0.5 s would
+    otherwise move an edge by up to half a second: 5% of a 10 s window)."""
 
     def at(t: float) -> float:
-        return max((n for s, n, *_ in timeline if s <= t), default=0)
+        before = [(s, n) for s, n, *_ in timeline if s <= t]
+        after = [(s, n) for s, n, *_ in timeline if s > t]
+        if not before:
+            return 0.0
+        (s0, n0), (s1, n1) = before[-1], (after[0] if after else before[-1])
+        return n0 if s1 <= s0 else n0 + (n1 - n0) * (t - s0) / (s1 - s0)
 
     end = timeline[-1][0]
     out, start = [], 0.0
     while start < end:
         stop = min(start + span, end)
-        out.append({"start_s": start, "end_s": round(stop, 2), "sends": at(stop) - at(start)})
+        sends = round(at(stop) - at(start))
+        out.append({"start_s": start, "end_s": round(stop, 2), "sends": sends})
         start += span
     return out
 
 
 def _report(
-    args: argparse.Namespace, settings: Settings, sent: broadcast.Broadcast
+    args: argparse.Namespace,
+    settings: Settings,
+    sent: broadcast.Broadcast,
+    provider: list[list[float]],
 ) -> dict[str, Any]:
     target = args.rate * WINDOW_S / 60
-    all_windows = windows(sent.timeline, WINDOW_S)
+    # judged on the sends the simulators saw, from the send request on; the ledger's
+    # write-backs beside them
+    provider = [[0.0, 0], *provider]
+    all_windows = windows(provider, WINDOW_S)
+    ledger_windows = windows(sent.timeline, WINDOW_S)
     # judged: every full window after the first
     judged = [w for w in all_windows[1:] if w["end_s"] - w["start_s"] >= WINDOW_S - 1e-9]
-    for w in all_windows:
+    for w in (*all_windows, *ledger_windows):
         w["vs_target"] = round(w["sends"] / target - 1, 4) if target else 0.0
     answered = sent.counts["delivered"] + sent.counts["invalid_removed"] + sent.counts["failed"]
     expected_s = answered / args.rate * 60
@@ -150,6 +190,8 @@ def _report(
         "target_per_window": target,
         "window_seconds": WINDOW_S,
         "windows": all_windows,
+        "windows_source": "requests answered by the simulators, sampled every interval",
+        "ledger_windows": ledger_windows,
         "worst_judged_window_vs_target": max((abs(w["vs_target"]) for w in judged), default=None),
         "total_seconds": total,
         "expected_seconds": round(expected_s, 1),
@@ -161,9 +203,16 @@ def _report(
         "sql_statements": sent.statements,
         "statements_per_batch_note": "claim (reserve), claim (send), finish per batch",
         "cpu_seconds": {k: round(v, 2) for k, v in sent.cpu_seconds.items()},
+        "cpu_seconds_per_1000": {
+            k: round(v / answered * 1000, 4) for k, v in sent.cpu_seconds.items() if answered
+        },
+        # the PostgreSQL server is shared: transactions of other databases during the run
+        "other_databases_xacts": sent.other_databases_xacts,
         "worker_peak_rss_mb": sent.worker_peak_rss_mb,
         "timeline_columns": broadcast.TIMELINE_COLUMNS,
         "timeline": sent.timeline,
+        "provider_timeline_columns": ["seconds", "requests"],
+        "provider_timeline": provider,
     }
 
 
@@ -201,7 +250,7 @@ def _plot(result: dict[str, Any], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(10, 4.5))
     per_second = result["config"]["rate_per_minute"] / 60
-    points = result["timeline"]
+    points = result["provider_timeline"]
     step = max(1, round(2.0 / result["config"]["sample_interval_s"]))  # a 2 s window
     smooth = [
         ((t0 + t1) / 2, (n1 - n0) / (t1 - t0))
@@ -209,7 +258,7 @@ def _plot(result: dict[str, Any], path: Path) -> None:
         if t1 > t0
     ]
     ax.plot([t for t, _ in smooth], [r for _, r in smooth], color="tab:blue", alpha=0.4,
-            label="sends/s (2 s window)")  # fmt: skip
+            label="sends/s at the simulators (2 s window)")  # fmt: skip
     for w in result["windows"]:
         span = w["end_s"] - w["start_s"]
         if span > 0:

@@ -52,7 +52,7 @@ class AppCreateBase(Request):
 
 class Quota(Request):
     """A cap on an app's sends to one provider, shared by all of the app's messages and
-    held across every worker (see the README's "Rate limits")."""
+    held across every worker (see the README's "Rate limits and quotas")."""
 
     per_minute: PerMinute
 

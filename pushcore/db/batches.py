@@ -81,14 +81,17 @@ class Claim:
     platform: str = ""
 
 
-async def claim(pool: Pool, batch_id: int, lease_seconds: float) -> Claim | None:
+async def claim(
+    pool: Pool, batch_id: int, lease_seconds: float, late_seconds: float
+) -> Claim | None:
     """Claim a queued (or abandoned: lease expired) batch that is due and has its permit
     from the rate limits of its message and app (``send_permit``, 0016 migration: a batch
     that has to wait reserves its slot then and is charged once); None when another worker
     holds it, it is finished, paused, or its back-off has not elapsed.
 
     The batch row is locked first (``cand``), so the permit is taken only for a batch
-    that this statement then claims: a duplicate broker message charges nothing."""
+    that this statement then claims: a duplicate broker message charges nothing.  A batch
+    back more than ``late_seconds`` after its slot takes a new one (once)."""
     row: Record | None = await pool.fetchrow(
         f"""
         WITH cand AS MATERIALIZED (
@@ -96,8 +99,8 @@ async def claim(pool: Pool, batch_id: int, lease_seconds: float) -> Claim | None
                    cardinality(b.installation_ids) AS n
             FROM batches b WHERE b.id = $1 AND {_CLAIMABLE} FOR UPDATE
         ), permit AS MATERIALIZED (
-            SELECT send_permit(cand.id, cand.message_id, cand.app_id, cand.platform, cand.n)
-                AS wait
+            SELECT send_permit(cand.id, cand.message_id, cand.app_id, cand.platform, cand.n,
+                               $3) AS wait
             FROM cand
         ), b AS (
             UPDATE batches b SET state = 'sending', claims = b.claims + 1,
@@ -112,6 +115,7 @@ async def claim(pool: Pool, batch_id: int, lease_seconds: float) -> Claim | None
         """,
         batch_id,
         lease_seconds,
+        late_seconds,
     )
     if row is None:
         return None

@@ -119,7 +119,8 @@ async def _batch_size(pool: Pool, settings: Settings, claimed: Any, platforms: l
         batch_seconds=settings.throttle_batch_seconds,
     )
     if rate is not None:
-        await limits.start_message_rate(pool, claimed["id"], rate, throttle.spacing(rate, size))
+        spacing = throttle.spacing(rate, size, settings.throttle_late_seconds)
+        await limits.start_message_rate(pool, claimed["id"], rate, spacing)
     return size
 
 

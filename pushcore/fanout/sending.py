@@ -14,14 +14,19 @@ with PUSHCORE_DELIVERY_GUARANTEE=at-least-once, and counted in
 ``pushcore_uncertain_resends_total``: each is a possible duplicate.  With at-most-once it
 counts as failed (``uncertain:<reason>``).
 
-Storms: a batch whose answers were mostly retryable counts towards a provider-wide pause
-(:mod:`pushcore.db.pauses`); while it lasts no worker claims that app's batches for that
-platform, and a batch message that finds its batch paused puts it off past the pause.
+Storms and 429s (:mod:`pushcore.fanout.storms`): a batch whose answers were mostly
+retryable counts towards a provider-wide pause, and a 429 with Retry-After starts one at
+once; while it lasts no worker claims that app's batches for that platform, and a batch
+message that finds its batch paused puts it off past the pause.
 
-Write-back: when the results cannot be written (PostgreSQL unreachable, a timeout), the
-worker keeps them and tries again with back-off while it can still hold the lease,
-extending the lease whenever PostgreSQL answers, instead of dropping them (which would send
-the whole batch again after the lease).
+Rate limits (:mod:`pushcore.fanout.throttle`): the claim takes the batch's permit; a batch
+a limit holds has its slot reserved by that claim and goes back on the broker until then,
+unclaimed (no lease, no thread held).
+
+Write-back (:mod:`pushcore.fanout.writeback`): when the results cannot be written
+(PostgreSQL unreachable, a timeout), the worker keeps them and tries again with back-off
+while it can still hold the lease, extending the lease whenever PostgreSQL answers,
+instead of dropping them (which would send the whole batch again after the lease).
 
 A message with per-recipient content is rendered per recipient (``render.py``); a
 recipient whose render fails or whose payload is too large counts ``failed``
@@ -58,6 +63,7 @@ from pushcore.fanout.priority import LanePriority
 from pushcore.fanout.providers import ProviderCache
 from pushcore.fanout.queue import BatchJob, Enqueuer
 from pushcore.fanout.render import TEMPLATE_ERROR, Programs, is_templated, render_batch
+from pushcore.fanout.writeback import write_back
 from pushcore.providers import registry
 from pushcore.providers.base import Outcome, Provider, Registration, Result
 from pushcore.providers.errors import AuthError, ProviderError
@@ -73,8 +79,6 @@ RENDER_CACHE = 64  # messages whose rendered payloads a process keeps
 RENDER_SLICE = 100
 # Results of transport failures after which the provider may have processed the request.
 UNCERTAIN = frozenset(f"transport-{f.value}" for f in Failure if not f.unprocessed)
-WRITE_BACK_FIRST_DELAY = 0.2  # seconds; doubles per failed write-back, up to the cap
-WRITE_BACK_MAX_DELAY = 5.0
 
 
 class Transports(Protocol):
@@ -139,7 +143,9 @@ async def send_batch(ctx: SendContext, batch_id: int) -> str | None:
     started = time.monotonic()
     if ctx.priority is not None:
         await ctx.priority.yield_to_lane()  # before the claim: the lease starts after it
-    claimed = await queries.claim(ctx.pool, batch_id, ctx.settings.lease_seconds)
+    claimed = await queries.claim(
+        ctx.pool, batch_id, ctx.settings.lease_seconds, ctx.settings.throttle_late_seconds
+    )
     if claimed is None:
         if ctx.settings.storm_batches or ctx.settings.quota_pause_max_seconds:
             # only on a miss (duplicate message, not due, paused): no statement otherwise
@@ -237,7 +243,7 @@ async def _finish(
     started: float,
 ) -> queries.Finished:
     """Write the results, count them, and enqueue the broadcast retry batches."""
-    done = await _write_back(ctx, rows, [result for result, _ in outcomes])
+    done = await write_back(ctx.pool, ctx.settings, rows, [result for result, _ in outcomes])
     owned = set(done.owned)
     elapsed = time.monotonic() - started
     for row, (result, tally) in zip(rows, outcomes, strict=True):
@@ -265,55 +271,6 @@ async def _finish(
     except DB_UNREACHABLE as exc:  # the results are written: a missed count is harmless
         log.warning("storm count or pause not recorded: %s", exc)
     return done
-
-
-async def _write_back(
-    ctx: SendContext, rows: list[Record], results: list[queries.BatchResult]
-) -> queries.Finished:
-    """:func:`~pushcore.db.batches.finish`, tried again while PostgreSQL is unreachable.
-
-    The lease bounds it: a worker holding results it cannot write keeps trying until its
-    lease would have run out (with the pool's own connect and command timeouts per try),
-    extending the lease each time PostgreSQL answers, then gives up (the batches are handed
-    out again after the lease: sent twice, at least once).  Past the lease another worker
-    may have claimed the batch, and the claim number would drop this write anyway.
-
-    A try whose commit went through but whose answer was lost is harmless to repeat: the
-    batches are ``done`` by then, so the repeat writes nothing and reports them not owned
-    (a warning); the retry batches it wrote are enqueued by the reaper's scan for batches
-    without a broker message (``PUSHCORE_REQUEUE_AFTER_SECONDS``)."""
-    settings = ctx.settings
-    deadline = time.monotonic() + settings.lease_seconds
-    pause = WRITE_BACK_FIRST_DELAY
-    while True:
-        try:
-            return await queries.finish(ctx.pool, results)
-        except DB_UNREACHABLE as exc:
-            left = deadline - time.monotonic()
-            if left <= pause:
-                metrics.WRITE_BACKS.labels("dropped").inc()
-                log.exception("batches %s: results not written, giving up", _ids(rows))
-                raise
-            metrics.WRITE_BACKS.labels("retried").inc()
-            log.warning("batches %s: cannot write results (%s); retrying", _ids(rows), exc)
-        await asyncio.sleep(pause)
-        pause = min(pause * 2, WRITE_BACK_MAX_DELAY)
-        try:
-            held = await queries.extend_leases(
-                ctx.pool,
-                [r.batch_id for r in results],
-                [r.claim for r in results],
-                settings.lease_seconds,
-            )
-        except DB_UNREACHABLE:
-            continue  # still unreachable: the deadline stands
-        if held:
-            deadline = time.monotonic() + settings.lease_seconds
-
-
-def _ids(rows: list[Record]) -> str:
-    ids = [str(row["id"]) for row in rows[:5]]
-    return ",".join(ids) + (",..." if len(rows) > 5 else "")
 
 
 def _rendered(ctx: SendContext, row: Record, provider: Provider[Any]) -> Any:

@@ -6,13 +6,16 @@ of ``n`` notifications moves it ``n * spacing`` seconds on.  The permit is taken
 claim statement (``send_permit`` in the 0016 migration), so it holds across every worker
 process and machine and survives any of them dying.
 
-Why ``spacing = 60 / (rate - batch + 1)`` and not ``60 / rate``: the permits of the
-batches in any 60-second window, but the last, are spaced so that they add up to less than
-``rate - batch + 1`` notifications, hence at most ``rate - batch``; the last one adds at
-most ``batch``: never more than ``rate`` in a window.  With a batch of a tenth of a second's
-worth (PUSHCORE_THROTTLE_BATCH_SECONDS) the loss is at most a 600th of the rate.  In any
-second at most ``rate / 60 + batch`` go out: twice the per-second rate at most, or one
-batch when the rate is under one per second.
+Why ``spacing = (60 + late) / (rate - batch + 1)`` and not ``60 / rate``: a batch is
+claimed (and sends) at its slot or up to ``late`` seconds after it
+(PUSHCORE_THROTTLE_LATE_SECONDS; the broker's delay queue is polled about once a second),
+else it takes a new slot.  The sends of any 60-second window then come from the slots of
+a span of ``60 + late`` seconds; spaced so, all of them but the last add up to less than
+``rate - batch + 1`` notifications, hence at most ``rate - batch``, and the last adds at
+most ``batch``: never more than ``rate`` in a window.  With a batch of a tenth of a
+second's worth (PUSHCORE_THROTTLE_BATCH_SECONDS) and one second of lateness the pace is
+about 1.7% under the rate.  Any second gets the slots of ``1 + late`` seconds: with
+``late`` at most 1, at most twice the per-second rate plus one batch.
 """
 
 from __future__ import annotations
@@ -39,10 +42,10 @@ def batch_size(per_minute: int, *, batch_seconds: float, cap: int) -> int:
     return max(1, min(cap, math.ceil(per_minute * batch_seconds / 60)))
 
 
-def spacing(per_minute: int, batch: int) -> float:
-    """Seconds each notification occupies in a bucket whose batches are at most
-    ``batch``: see the module's note."""
-    return 60.0 / (per_minute - min(batch, per_minute) + 1)
+def spacing(per_minute: int, batch: int, late_seconds: float) -> float:
+    """Seconds each notification occupies in a bucket whose batches are at most ``batch``
+    and are claimed at most ``late_seconds`` after their slot: see the module's note."""
+    return (60.0 + late_seconds) / (per_minute - min(batch, per_minute) + 1)
 
 
 def planned_batch(

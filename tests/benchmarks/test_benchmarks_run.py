@@ -358,7 +358,9 @@ def test_ratelimit_benchmark_tiny(bench_database: str, tmp_path: Path) -> None:
     counts = result["counts"]
     assert counts["delivered"] + counts["invalid_removed"] == 1000, counts
     assert result["target_per_window"] == 1000
-    assert sum(w["sends"] for w in result["windows"]) == 1000
+    # every send reached a simulator (FCM's OAuth token requests count there too)
+    assert 1000 <= sum(w["sends"] for w in result["windows"]) <= 1010
+    assert sum(w["sends"] for w in result["ledger_windows"]) == 1000
     # paced, not a burst: about 10 s (a broadcast of 1,000 unthrottled takes well under 1)
     assert 7 < result["total_seconds"] < 30, result["total_seconds"]
     assert set(result["goal"]) == {"windows_within_10_percent", "total_within_10_percent"}

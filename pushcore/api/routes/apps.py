@@ -70,7 +70,8 @@ def _given_quotas(body: AppPatchBase, settings: Settings) -> dict[str, tuple[int
         batch = throttle.batch_size(
             value.per_minute, batch_seconds=settings.throttle_batch_seconds, cap=settings.batch_size
         )
-        given[spec.name] = (value.per_minute, throttle.spacing(value.per_minute, batch))
+        spacing = throttle.spacing(value.per_minute, batch, settings.throttle_late_seconds)
+        given[spec.name] = (value.per_minute, spacing)
     return given
 
 

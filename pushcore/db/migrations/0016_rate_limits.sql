@@ -24,10 +24,12 @@ CREATE TABLE app_quotas (
 
 -- A slot reserved (and charged) for a batch that could not start at once; used up by the
 -- claim that sends it.  A batch whose worker died is claimed at its slot by the reaper's
--- re-enqueue and finds its permit still here: it is never charged twice.
+-- re-enqueue and finds its permit still here: it is never charged twice.  `retaken`: the
+-- batch came back too late for its first slot and got this second one.
 CREATE TABLE rate_permits (
     batch_id    bigint PRIMARY KEY REFERENCES batches (id) ON DELETE CASCADE,
-    at          timestamptz NOT NULL
+    at          timestamptz NOT NULL,
+    retaken     boolean NOT NULL DEFAULT false
 );
 
 -- The permit of one claimable batch (its row locked by the caller): 0 when it may start
@@ -35,26 +37,37 @@ CREATE TABLE rate_permits (
 -- message's rate row (always in that order: no deadlock), so concurrent claims of one
 -- bucket serialize for the length of a claim.  A message no longer sending is decided
 -- without sending: no permit needed.  A batch with no bucket costs two index probes.
+--
+-- A batch back more than `p_late` seconds after its slot (the broker late, every thread
+-- busy) does not send then: late batches would bunch up and burst.  It takes a new slot
+-- instead, once (a second late return sends: under a backlog that outlasts a slot, better
+-- late than never); the buckets are spaced for sends up to `p_late` after their slots.
+-- Steps are rounded up to whole microseconds, timestamptz's resolution: rounding down
+-- would add up to a permit early in a window.
 CREATE FUNCTION send_permit(p_batch bigint, p_message bigint, p_app bigint,
-                            p_platform text, p_size integer) RETURNS float8
+                            p_platform text, p_size integer, p_late float8) RETURNS float8
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     reserved timestamptz;
+    was_retaken boolean;
+    retaking boolean := false;
     q_tat timestamptz;
     q_spacing float8;
     m_tat timestamptz;
     m_spacing float8;
     slot timestamptz;
 BEGIN
-    -- (steps are rounded up to whole microseconds, timestamptz's resolution: rounding down
-    -- would add up to a permit early in a window)
-    SELECT at INTO reserved FROM rate_permits WHERE batch_id = p_batch FOR UPDATE;
+    SELECT at, retaken INTO reserved, was_retaken FROM rate_permits
+        WHERE batch_id = p_batch FOR UPDATE;
     IF FOUND THEN
         IF reserved > clock_timestamp() + interval '20 milliseconds' THEN
             RETURN extract(epoch FROM reserved - clock_timestamp());  -- early: keep it
         END IF;
         DELETE FROM rate_permits WHERE batch_id = p_batch;
-        RETURN 0;
+        IF was_retaken OR reserved >= clock_timestamp() - make_interval(secs => p_late) THEN
+            RETURN 0;
+        END IF;
+        retaking := true;
     END IF;
     SELECT tat, spacing INTO q_tat, q_spacing FROM app_quotas
         WHERE app_id = p_app AND platform = p_platform FOR UPDATE;
@@ -81,7 +94,7 @@ BEGIN
     IF slot <= clock_timestamp() + interval '20 milliseconds' THEN
         RETURN 0;
     END IF;
-    INSERT INTO rate_permits (batch_id, at) VALUES (p_batch, slot);
+    INSERT INTO rate_permits (batch_id, at, retaken) VALUES (p_batch, slot, retaking);
     -- not handed out again by the reaper before its slot (it re-enqueues only batches
     -- due for a while without a claim)
     UPDATE batches SET not_before = slot, enqueued_at = now() WHERE id = p_batch;
