@@ -21,7 +21,7 @@
 - ``benchmarks.goaway``: answered requests reported lost under GOAWAY + RST_STREAM, with
   the fault server closing at once and with its lingering close, 5 runs each; ~1 minute.
 - ``benchmarks.ratelimit``: a 120,000-device broadcast at ``rate_per_minute`` 60,000
-  over 2 worker processes, sends per 10-second window against the target; ~3 minutes.
+  over 2 worker processes, sends per 10-second window against the target; ~4 minutes.
 
 Each writes its JSON (and PNG) under ``benchmarks/results/``; this prints the paths.
 

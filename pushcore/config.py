@@ -274,6 +274,14 @@ class Settings:
         "reserved slot; later, it takes a new slot (once), so that late batches never bunch "
         "up. The limits are spaced for it.",
     )
+    worker_poll_seconds: float = setting(
+        "WORKER_POLL_SECONDS",
+        0.1,
+        _float(0.01, 1.0),
+        "How often a worker's broker consumers look for messages when idle, and for delayed "
+        "ones now due (Dramatiq's worker timeout, 1 s by default there): a batch held by a "
+        "rate limit comes back within about this long of its slot.",
+    )
     quota_pause_max_seconds: float = setting(
         "QUOTA_PAUSE_MAX_SECONDS",
         300.0,
