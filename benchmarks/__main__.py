@@ -22,6 +22,8 @@
 - ``benchmarks.console``: every web console page on a 100,000-installation app; ~60 s.
 - ``benchmarks.goaway``: answered requests reported lost under GOAWAY + RST_STREAM, with
   the fault server closing at once and with its lingering close, 5 runs each; ~1 minute.
+- ``benchmarks.ratelimit``: a 120,000-device broadcast at ``rate_per_minute`` 60,000
+  over 2 worker processes, sends per 10-second window against the target; ~4 minutes.
 
 Each writes its JSON (and PNG) under ``benchmarks/results/``; this prints the paths.
 
@@ -42,6 +44,7 @@ from typing import Any
 from benchmarks import console, goaway, localtime, registration, transport
 from benchmarks.fanout.cli import main as fanout_main
 from benchmarks.inbox.cli import main as inbox_main
+from benchmarks.ratelimit.run import main as ratelimit_main
 from benchmarks.templates.run import main as templates_main
 from benchmarks.transactional.cli import main as transactional_main
 
@@ -103,6 +106,11 @@ def _goaway() -> list[str]:
     return [result["written"]["json"], result["written"]["png"]]
 
 
+def _ratelimit() -> list[str]:
+    result = ratelimit_main([])
+    return [result["written"]["json"], result["written"]["png"]]
+
+
 STEPS: dict[str, Callable[[], list[str]]] = {
     "fanout": _fanout,
     "registration": _registration,
@@ -114,6 +122,7 @@ STEPS: dict[str, Callable[[], list[str]]] = {
     "localtime": _localtime,
     "console": _console,
     "goaway": _goaway,
+    "ratelimit": _ratelimit,
 }
 
 

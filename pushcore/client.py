@@ -67,12 +67,15 @@ class PushcoreClient:
             await self._session.close()
         self._session = None
 
-    async def _call(self, method: str, path: str, body: Any = None) -> Any:
+    async def _call(
+        self, method: str, path: str, body: Any = None, *, token: str | None = None
+    ) -> Any:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
+        headers = self._headers if token is None else {"Authorization": f"Bearer {token}"}
         try:
             async with self._session.request(
-                method, self._base + path, json=body, headers=self._headers
+                method, self._base + path, json=body, headers=headers
             ) as resp:
                 if resp.status == 204:
                     return None
@@ -89,6 +92,25 @@ class PushcoreClient:
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise ClientError(0, "unreachable", str(exc) or type(exc).__name__) from exc
 
+    # --- the app -------------------------------------------------------------------------
+
+    async def app(self) -> dict[str, Any]:
+        """The app as the API shows it (credentials by their public parts, ``quotas``)."""
+        result: dict[str, Any] = await self._call("GET", self._app)
+        return result
+
+    async def set_quotas(
+        self, quotas: dict[str, dict[str, int] | None] | None, *, admin_token: str
+    ) -> dict[str, Any]:
+        """Per-provider quotas of the app, shared by all its messages (``{"fcm":
+        {"per_minute": 600000}}``; a provider given ``None`` becomes unlimited, left out
+        keeps its quota; ``None`` removes them all).  An admin call: it takes the admin
+        token, not the server key.  Returns the app."""
+        result: dict[str, Any] = await self._call(
+            "PATCH", self._app, {"quotas": quotas}, token=admin_token
+        )
+        return result
+
     # --- messages ------------------------------------------------------------------------
 
     async def send(
@@ -98,8 +120,10 @@ class PushcoreClient:
         send_at (ISO 8601), send_at_local (a wall-clock time without offset, each
         installation at that time in its registered time zone) with default_time_zone
         (IANA, required with it), idempotency_key, apns, fcm, webpush, localizations, inbox
-        (true or ``{"topic", "expires_at"}``), push (false: inbox only).  The message's
-        ``counts.waiting`` are the recipients whose local time has not come."""
+        (true or ``{"topic", "expires_at"}``), push (false: inbox only), rate_per_minute (1
+        to 10,000,000: the push is spread evenly at that rate, counted across every worker;
+        a small list target then goes through the planner instead of the fast lane).  The
+        message's ``counts.waiting`` are the recipients whose local time has not come."""
         body = {"target": target, "notification": notification, **options}
         result: dict[str, Any] = await self._call("POST", f"{self._app}/messages", body)
         return result

@@ -274,6 +274,37 @@ class Settings:
         _float(0.1, 3600),
         "How long such a pause lasts; a batch failing the same way right after it pauses again.",
     )
+    throttle_batch_seconds: float = setting(
+        "THROTTLE_BATCH_SECONDS",
+        0.1,
+        _float(0.01, 1.0),
+        "A message under a rate limit (its rate_per_minute, or its app's quota) is planned "
+        "in batches of this many seconds' worth of the rate (at least 1, at most "
+        "PUSHCORE_BATCH_SIZE), so that it is spread evenly.",
+    )
+    throttle_late_seconds: float = setting(
+        "THROTTLE_LATE_SECONDS",
+        1.0,
+        _float(0.1, 1.0),
+        "A batch held by a rate limit is sent when it comes back at most this long after its "
+        "reserved slot; later, it takes a new slot (once), so that late batches never bunch "
+        "up. The limits are spaced for it.",
+    )
+    worker_poll_seconds: float = setting(
+        "WORKER_POLL_SECONDS",
+        0.1,
+        _float(0.01, 1.0),
+        "How often a worker's broker consumers look for messages when idle, and for delayed "
+        "ones now due (Dramatiq's worker timeout, 1 s by default there): a batch held by a "
+        "rate limit comes back within about this long of its slot.",
+    )
+    quota_pause_max_seconds: float = setting(
+        "QUOTA_PAUSE_MAX_SECONDS",
+        300.0,
+        _float(0, 86_400),
+        "A provider's 429 with Retry-After pauses that app's sends to that provider in every "
+        "worker for the time given, at most this long (0: no such pause).",
+    )
     deletion_valve_share: float = setting(
         "DELETION_VALVE_SHARE",
         0.5,

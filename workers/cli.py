@@ -69,7 +69,10 @@ def register(sub: Any) -> None:
 def _run(args: argparse.Namespace) -> NoReturn:
     from pushcore.config import load_settings
 
-    load_settings()  # refuse bad settings here, with exit code 2, before forking
+    settings = load_settings()  # refuse bad settings here, with exit code 2, before forking
+    # Dramatiq reads its worker timeout from the environment when it starts; its delay
+    # queue (rate-limited batches waiting for their slot) is looked at once per timeout
+    os.environ["dramatiq_worker_timeout"] = str(round(settings.worker_poll_seconds * 1000))  # noqa: SIM112
     if args.metrics_port:
         # Multi-process metrics: every process writes to this folder, Dramatiq's exposition
         # server (a forked process) aggregates it.  A fresh folder per start, so counters

@@ -18,6 +18,7 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 
 from pushcore.fanout.request import SendRequest
 from pushcore.fanout.targets import TargetKind
+from pushcore.fanout.throttle import PerMinute
 from pushcore.fields import Email, ExternalId, Msisdn, Tag
 from pushcore.providers import registry
 from pushcore.providers.registry import Platform
@@ -49,11 +50,33 @@ class AppCreateBase(Request):
     identity_verification: bool = False
 
 
+class Quota(Request):
+    """A cap on an app's sends to one provider, shared by all of the app's messages and
+    held across every worker (see the README's "Rate limits and quotas")."""
+
+    per_minute: PerMinute
+
+
+Quotas: type[Struct] = msgspec.defstruct(
+    "Quotas",
+    registry.per_provider_fields(lambda s: (Quota | UnsetType | None, UNSET)),
+    bases=(Request,),
+    module=__name__,
+    kw_only=True,
+)
+Quotas.__doc__ = (
+    "Per-provider quotas (keyed like the credentials): a provider left out keeps its "
+    "quota, ``null`` removes it (unlimited)."
+)
+
+
 class AppPatchBase(Request):
-    """Absent fields stay as they are; ``null`` removes a provider's credentials."""
+    """Absent fields stay as they are; ``null`` removes a provider's credentials;
+    ``quotas: null`` removes every quota."""
 
     name: Name | UnsetType = UNSET
     identity_verification: bool | UnsetType = UNSET
+    quotas: Quotas | UnsetType | None = UNSET  # type: ignore[valid-type]  # built at import
 
 
 class AppOutBase(Struct, kw_only=True):
@@ -62,6 +85,8 @@ class AppOutBase(Struct, kw_only=True):
     identity_verification: bool
     created_at: dt.datetime
     updated_at: dt.datetime
+    # the quotas set, by provider key (``{"fcm": {"per_minute": 600000}}``); unset: unlimited
+    quotas: dict[str, Quota] = {}
 
 
 def _with_providers(

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from pushcore.db import limits
 from pushcore.db.pool import Connection, Pool, Record
 
 # ``credentials``: {platform: stored credentials JSON} of the app's app_credentials rows
-APP_COLUMNS = """a.code, a.name, a.identity_verification, a.created_at, a.updated_at,
+APP_COLUMNS = (
+    """a.code, a.name, a.identity_verification, a.created_at, a.updated_at,
     (SELECT coalesce(jsonb_object_agg(c.platform, c.credentials), '{}')
-     FROM app_credentials c WHERE c.app_id = a.id) AS credentials"""
+     FROM app_credentials c WHERE c.app_id = a.id) AS credentials,
+    """
+    + limits.QUOTAS_COLUMN
+)
 # Columns of apps PATCH may change; the statement is assembled from this fixed list only.
 PATCHABLE = ("name", "identity_verification")
 
@@ -104,10 +109,15 @@ async def list_apps(pool: Pool, *, limit: int = 1000) -> list[Record]:
 
 
 async def patch_app(
-    pool: Pool, code: str, changes: dict[str, Any], credentials: dict[str, Any]
+    pool: Pool,
+    code: str,
+    changes: dict[str, Any],
+    credentials: dict[str, Any],
+    quotas: dict[str, tuple[int, float] | None] | None = None,
 ) -> Record | None:
-    """Set the given columns (names from :data:`PATCHABLE`) and credentials ({platform:
-    JSON, or None to remove}); bump updated_at when any value differs."""
+    """Set the given columns (names from :data:`PATCHABLE`), credentials ({platform:
+    JSON, or None to remove}) and quotas ({platform: (per_minute, spacing), or None to
+    remove}); bump updated_at when any value differs."""
     assigns = []
     args: list[Any] = [code]
     for column in PATCHABLE:
@@ -119,6 +129,8 @@ async def patch_app(
         if app_id is None:
             return None
         touched = await _set_credentials(conn, app_id, credentials) if credentials else False
+        if quotas and await limits.set_quotas(conn, app_id, quotas):
+            touched = True
         if assigns or touched:
             sets = "".join(f"{col} = {param}, " for col, param in assigns)
             old = "".join(f"a.{col}, " for col, _ in assigns)

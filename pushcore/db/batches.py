@@ -82,22 +82,59 @@ _CLAIMABLE = """(b.state = 'queued' OR (b.state = 'sending' AND b.lease_until < 
                   AND p.platform = b.platform AND p.paused_until > now())"""
 
 
-async def claim(pool: Pool, batch_id: int, lease_seconds: float) -> Record | None:
-    """Claim a queued (or abandoned: lease expired) batch that is due; None when another
-    worker holds it, it is finished, or its back-off has not elapsed."""
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A campaign batch's claim: the loaded ``row`` when it is ours to send now; else, when
+    a rate limit holds it, ``wait``: the seconds until its reserved slot (it is not
+    claimed meanwhile, so it holds no lease)."""
+
+    row: Record | None
+    wait: float = 0.0
+    platform: str = ""
+
+
+async def claim(
+    pool: Pool, batch_id: int, lease_seconds: float, late_seconds: float
+) -> Claim | None:
+    """Claim a queued (or abandoned: lease expired) batch that is due and has its permit
+    from the rate limits of its message and app (``send_permit``, 0016 migration: a batch
+    that has to wait reserves its slot then and is charged once); None when another worker
+    holds it, it is finished, paused, or its back-off has not elapsed.
+
+    The batch row is locked first (``cand``), so the permit is taken only for a batch
+    that this statement then claims: a duplicate broker message charges nothing.  A batch
+    back more than ``late_seconds`` after its slot takes a new one (once)."""
     row: Record | None = await pool.fetchrow(
         f"""
-        WITH b AS (
+        WITH cand AS MATERIALIZED (
+            SELECT b.id, b.message_id, b.app_id, b.platform,
+                   cardinality(b.installation_ids) AS n
+            FROM batches b WHERE b.id = $1 AND {_CLAIMABLE} FOR UPDATE
+        ), permit AS MATERIALIZED (
+            SELECT send_permit(cand.id, cand.message_id, cand.app_id, cand.platform, cand.n,
+                               $3) AS wait
+            FROM cand
+        ), b AS (
             UPDATE batches b SET state = 'sending', claims = b.claims + 1,
                 lease_until = now() + make_interval(secs => $2)
-            WHERE b.id = $1 AND {_CLAIMABLE}
+            FROM permit
+            WHERE b.id = $1 AND permit.wait <= 0
             RETURNING {_CLAIMED}
-        ) {_LOADED}
+        ), loaded AS ({_LOADED})
+        SELECT permit.wait AS permit_wait, (SELECT platform FROM cand) AS permit_platform,
+               loaded.*
+        FROM permit LEFT JOIN loaded ON true
         """,
         batch_id,
         lease_seconds,
+        late_seconds,
     )
-    return row
+    if row is None:
+        return None
+    if row["id"] is None:
+        wait: float = row["permit_wait"]
+        return Claim(None, wait, row["permit_platform"]) if wait > 0 else None
+    return Claim(row)
 
 
 async def load(pool: Pool, batch_id: int) -> Record | None:
@@ -132,7 +169,12 @@ async def extend_leases(
 
 async def claim_lane(pool: Pool, limit: int, lease_seconds: float) -> list[Record]:
     """Claim up to ``limit`` due lane batches of any message, oldest first; batches other
-    workers hold are skipped, not waited for."""
+    workers hold are skipped, not waited for.
+
+    Lane batches wait for no rate limit (a transactional message never waits behind a
+    campaign), but they are charged to their app's quotas: the quota buckets move on by
+    what the claim took, so the app's campaign batches leave that room to them.  The quota
+    rows are locked in key order (``quota_locks``), as every claim of one row does."""
     rows: list[Record] = await pool.fetch(
         f"""
         WITH pick AS (
@@ -145,6 +187,20 @@ async def claim_lane(pool: Pool, limit: int, lease_seconds: float) -> list[Recor
                 lease_until = now() + make_interval(secs => $2)
             FROM pick WHERE b.id = pick.id
             RETURNING {_CLAIMED}
+        ), used AS (
+            SELECT b.app_id, b.platform, sum(cardinality(b.installation_ids)) AS n
+            FROM b GROUP BY b.app_id, b.platform
+        ), quota_locks AS (
+            SELECT q.app_id, q.platform FROM app_quotas q
+            WHERE (q.app_id, q.platform) IN (SELECT app_id, platform FROM used)
+            ORDER BY q.app_id, q.platform FOR UPDATE
+        ), charged AS (
+            UPDATE app_quotas q
+            SET tat = greatest(q.tat, clock_timestamp())
+                      + make_interval(secs => ceil(used.n * q.spacing * 1e6) / 1e6)
+            FROM used, quota_locks l
+            WHERE l.app_id = q.app_id AND l.platform = q.platform
+              AND used.app_id = q.app_id AND used.platform = q.platform
         ) {_LOADED} ORDER BY b.id
         """,
         limit,

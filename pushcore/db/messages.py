@@ -191,6 +191,9 @@ async def cancel(pool: Pool, app_id: int, public_id: uuid.UUID) -> Record | None
                 finished_at = now(), held = false
             FROM target WHERE b.message_id = target.id AND b.state = 'queued'
             RETURNING b.id, b.message_id, cardinality(b.installation_ids) AS n, b.attempt
+        ), permits AS (
+            -- slots they had reserved under a rate limit (the buckets stay as charged)
+            DELETE FROM rate_permits p USING closed WHERE p.batch_id = closed.id
         ), results AS (
             -- their per-recipient results: every one "failed/cancelled" (code 0)
             INSERT INTO batch_results (batch_id, message_id, attempt, labels, codes)

@@ -103,3 +103,26 @@ async def postpone_if_paused(
         spread,
     )
     return None if row is None else (row["platform"], row["delay"])
+
+
+async def pause_for(pool: Pool, app_id: int, platform: str, seconds: float) -> bool:
+    """A provider's 429 with Retry-After: pause ``app_id``'s sends to ``platform`` for
+    ``seconds`` in every worker at once (the claim statements skip paused batches).  Only
+    lengthens a pause (a new one counts in ``pauses``); True when it started or lengthened
+    one.  The storm counter is left alone: it still counts
+    failing batches, and a pause it starts may end later than this one."""
+    row = await pool.fetchval(
+        """
+        INSERT INTO provider_pauses AS p (app_id, platform, paused_until, pauses)
+        VALUES ($1, $2, now() + make_interval(secs => $3), 1)
+        ON CONFLICT (app_id, platform) DO UPDATE
+            SET paused_until = EXCLUDED.paused_until,
+                pauses = p.pauses + (p.paused_until IS NULL OR p.paused_until <= now())::int
+            WHERE p.paused_until IS NULL OR p.paused_until < EXCLUDED.paused_until
+        RETURNING true
+        """,
+        app_id,
+        platform,
+        seconds,
+    )
+    return bool(row)

@@ -46,6 +46,17 @@ PAUSES = Counter(
     "Provider-wide pauses started because many batches of an app failed at once.",
     ["platform"],
 )
+QUOTA_PAUSES = Counter(
+    "pushcore_quota_pauses_total",
+    "Provider-wide pauses of an app started or lengthened by a provider's 429 with Retry-After.",
+    ["platform"],
+)
+THROTTLED = Counter(
+    "pushcore_throttled_batches_total",
+    "Batches put off to a later slot by a rate limit (a send's rate_per_minute or its "
+    "app's quota).",
+    ["platform"],
+)
 WRITE_BACKS = Counter(
     "pushcore_write_back_failures_total",
     "Batch results that could not be written at once: retried, or dropped after the lease.",
@@ -74,6 +85,8 @@ def declare_platforms() -> None:
         SENDER_ERRORS.labels(label)
         UNCERTAIN_RESENDS.labels(label)
         PAUSES.labels(label)
+        QUOTA_PAUSES.labels(label)
+        THROTTLED.labels(label)
         BATCH_SECONDS.labels(label)
     for result in ("retried", "dropped"):
         WRITE_BACKS.labels(result)

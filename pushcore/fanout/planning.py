@@ -25,10 +25,11 @@ import msgspec
 
 from pushcore.config import Settings
 from pushcore.db import inbox as inbox_queries
+from pushcore.db import limits
 from pushcore.db import planning as queries
 from pushcore.db.inbox import InboxPlan
 from pushcore.db.pool import Pool
-from pushcore.fanout import localtime, raw_tokens
+from pushcore.fanout import localtime, raw_tokens, throttle
 from pushcore.fanout.queue import BatchJob, Enqueuer
 from pushcore.fanout.request import InboxOptions, SendRequest
 from pushcore.fanout.targets import Target, TargetKind
@@ -63,7 +64,7 @@ async def plan(pool: Pool, settings: Settings, enqueuer: Enqueuer, message_id: i
         "message_id": message_id,
         "claim": claimed["plan_claims"],
         "app_id": claimed["app_id"],
-        "batch_size": settings.batch_size,
+        "batch_size": await _batch_size(pool, settings, claimed, platforms),
         "primary_only": claimed["primary_only"],
         "local": local_time(request) if claimed["local_from"] is not None else None,
     }
@@ -108,6 +109,24 @@ async def plan(pool: Pool, settings: Settings, enqueuer: Enqueuer, message_id: i
         return None
     done = await queries.finish(pool, message_id, common["claim"])
     return str(done["status"]) if done else None
+
+
+async def _batch_size(pool: Pool, settings: Settings, claimed: Any, platforms: list[str]) -> int:
+    """PUSHCORE_BATCH_SIZE, or the smaller batch a rate limit asks for (the message's own
+    rate, its app's quota on one of its platforms): :func:`throttle.planned_batch`.  A
+    throttled message's bucket is written here, before its first batch."""
+    rate: int | None = claimed["request"].get("rate_per_minute")
+    quotas = await limits.quotas_of(pool, claimed["app_id"], platforms)
+    size = throttle.planned_batch(
+        settings.batch_size,
+        rate,
+        list(quotas.values()),
+        batch_seconds=settings.throttle_batch_seconds,
+    )
+    if rate is not None:
+        spacing = throttle.spacing(rate, size, settings.throttle_late_seconds)
+        await limits.start_message_rate(pool, claimed["id"], rate, spacing)
+    return size
 
 
 async def _plan_keyset(

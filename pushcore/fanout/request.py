@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from pushcore.fanout.targets import Target
+from pushcore.fanout.throttle import PerMinute
 from pushcore.providers import registry
 from pushcore.providers.notification import CollapseKey, Content, Short, Text, Ttl, Url
 from pushcore.providers.registry import Platform
@@ -123,6 +124,9 @@ class SendRequestBase(msgspec.Struct, forbid_unknown_fields=True, frozen=True, k
         Annotated[dict[LanguageTag, Localization], msgspec.Meta(max_length=MAX_LOCALIZATIONS)]
         | None
     ) = None
+    # spread the push evenly at this rate, counted across every worker (a list target
+    # with a rate goes through the planner, not the transactional lane)
+    rate_per_minute: PerMinute | None = None
 
     def inbox_options(self) -> InboxOptions | None:
         """The inbox part of the send, None when it is not stored in inboxes."""

@@ -14,14 +14,19 @@ with PUSHCORE_DELIVERY_GUARANTEE=at-least-once, and counted in
 ``pushcore_uncertain_resends_total``: each is a possible duplicate.  With at-most-once it
 counts as failed (``uncertain:<reason>``).
 
-Storms: a batch whose answers were mostly retryable counts towards a provider-wide pause
-(:mod:`pushcore.db.pauses`); while it lasts no worker claims that app's batches for that
-platform, and a batch message that finds its batch paused puts it off past the pause.
+Storms and 429s (:mod:`pushcore.fanout.storms`): a batch whose answers were mostly
+retryable counts towards a provider-wide pause, and a 429 with Retry-After starts one at
+once; while it lasts no worker claims that app's batches for that platform, and a batch
+message that finds its batch paused puts it off past the pause.
 
-Write-back: when the results cannot be written (PostgreSQL unreachable, a timeout), the
-worker keeps them and tries again with back-off while it can still hold the lease,
-extending the lease whenever PostgreSQL answers, instead of dropping them (which would send
-the whole batch again after the lease).
+Rate limits (:mod:`pushcore.fanout.throttle`): the claim takes the batch's permit; a batch
+a limit holds has its slot reserved by that claim and goes back on the broker until then,
+unclaimed (no lease, no thread held).
+
+Write-back (:mod:`pushcore.fanout.writeback`): when the results cannot be written
+(PostgreSQL unreachable, a timeout), the worker keeps them and tries again with back-off
+while it can still hold the lease, extending the lease whenever PostgreSQL answers,
+instead of dropping them (which would send the whole batch again after the lease).
 
 A message with per-recipient content is rendered per recipient (``render.py``); a
 recipient whose render fails or whose payload is too large counts ``failed``
@@ -50,7 +55,7 @@ from pushcore.db import batches as queries
 from pushcore.db import pauses
 from pushcore.db.lane import Waker
 from pushcore.db.pool import Pool, Record
-from pushcore.fanout import metrics, results, valve
+from pushcore.fanout import metrics, results, storms, valve
 from pushcore.fanout.backoff import retry_delay
 from pushcore.fanout.delivery import PerRecipient, deliver
 from pushcore.fanout.errors import DB_UNREACHABLE
@@ -58,6 +63,7 @@ from pushcore.fanout.priority import LanePriority
 from pushcore.fanout.providers import ProviderCache
 from pushcore.fanout.queue import BatchJob, Enqueuer
 from pushcore.fanout.render import TEMPLATE_ERROR, Programs, is_templated, render_batch
+from pushcore.fanout.writeback import write_back
 from pushcore.providers import registry
 from pushcore.providers.base import Outcome, Provider, Registration, Result
 from pushcore.providers.errors import AuthError, ProviderError
@@ -73,9 +79,6 @@ RENDER_CACHE = 64  # messages whose rendered payloads a process keeps
 RENDER_SLICE = 100
 # Results of transport failures after which the provider may have processed the request.
 UNCERTAIN = frozenset(f"transport-{f.value}" for f in Failure if not f.unprocessed)
-STORM_SHARE = 0.5  # a batch counts towards a storm when this share of it was retryable
-WRITE_BACK_FIRST_DELAY = 0.2  # seconds; doubles per failed write-back, up to the cap
-WRITE_BACK_MAX_DELAY = 5.0
 
 
 class Transports(Protocol):
@@ -112,6 +115,7 @@ class Tally:
     retry_ids: list[int] = field(default_factory=list)
     retry_reasons: list[str] = field(default_factory=list)  # parallel to retry_ids
     retry_after: float | None = None
+    quota_retry_after: float | None = None  # the longest Retry-After of a 429 answer
     sender_error: str | None = None
     sent: int = 0  # registrations sent to the provider
     retryable: int = 0  # of them, answered with a retryable outcome
@@ -139,15 +143,23 @@ async def send_batch(ctx: SendContext, batch_id: int) -> str | None:
     started = time.monotonic()
     if ctx.priority is not None:
         await ctx.priority.yield_to_lane()  # before the claim: the lease starts after it
-    row = await queries.claim(ctx.pool, batch_id, ctx.settings.lease_seconds)
-    if row is None:
-        if ctx.settings.storm_batches:
+    claimed = await queries.claim(
+        ctx.pool, batch_id, ctx.settings.lease_seconds, ctx.settings.throttle_late_seconds
+    )
+    if claimed is None:
+        if ctx.settings.storm_batches or ctx.settings.quota_pause_max_seconds:
             # only on a miss (duplicate message, not due, paused): no statement otherwise
             spread = ctx.settings.storm_pause_seconds  # the next pause's length
             postponed = await pauses.postpone_if_paused(ctx.pool, batch_id, spread=spread)
             if postponed is not None:
                 platform, delay = postponed
                 await ctx.enqueuer.batches([BatchJob(batch_id, platform, delay)])
+        return None
+    row = claimed.row
+    if row is None:
+        # a rate limit holds it: its slot is reserved (charged once), it comes back then
+        await ctx.enqueuer.batches([BatchJob(batch_id, claimed.platform, claimed.wait)])
+        metrics.THROTTLED.labels(registry.spec(claimed.platform).metrics_label).inc()
         return None
     result, tally = await _process(ctx, row)
     done = await _finish(ctx, [row], [(result, tally)], started)
@@ -233,7 +245,7 @@ async def _finish(
     started: float,
 ) -> queries.Finished:
     """Write the results, count them, and enqueue the broadcast retry batches."""
-    done = await _write_back(ctx, rows, [result for result, _ in outcomes])
+    done = await write_back(ctx.pool, ctx.settings, rows, [result for result, _ in outcomes])
     owned = set(done.owned)
     elapsed = time.monotonic() - started
     for row, (result, tally) in zip(rows, outcomes, strict=True):
@@ -249,95 +261,18 @@ async def _finish(
         await ctx.enqueuer.batches(
             [BatchJob(batch_id, platform, delay) for batch_id, platform, delay in done.retries]
         )
-    try:
-        await _count_storms(ctx, rows, outcomes, owned)
-    except DB_UNREACHABLE as exc:  # the results are written: a missed count is harmless
-        log.warning("storm count not recorded: %s", exc)
-    return done
-
-
-async def _write_back(
-    ctx: SendContext, rows: list[Record], results: list[queries.BatchResult]
-) -> queries.Finished:
-    """:func:`~pushcore.db.batches.finish`, tried again while PostgreSQL is unreachable.
-
-    The lease bounds it: a worker holding results it cannot write keeps trying until its
-    lease would have run out (with the pool's own connect and command timeouts per try),
-    extending the lease each time PostgreSQL answers, then gives up (the batches are handed
-    out again after the lease: sent twice, at least once).  Past the lease another worker
-    may have claimed the batch, and the claim number would drop this write anyway.
-
-    A try whose commit went through but whose answer was lost is harmless to repeat: the
-    batches are ``done`` by then, so the repeat writes nothing and reports them not owned
-    (a warning); the retry batches it wrote are enqueued by the reaper's scan for batches
-    without a broker message (``PUSHCORE_REQUEUE_AFTER_SECONDS``)."""
-    settings = ctx.settings
-    deadline = time.monotonic() + settings.lease_seconds
-    pause = WRITE_BACK_FIRST_DELAY
-    while True:
-        try:
-            return await queries.finish(ctx.pool, results)
-        except DB_UNREACHABLE as exc:
-            left = deadline - time.monotonic()
-            if left <= pause:
-                metrics.WRITE_BACKS.labels("dropped").inc()
-                log.exception("batches %s: results not written, giving up", _ids(rows))
-                raise
-            metrics.WRITE_BACKS.labels("retried").inc()
-            log.warning("batches %s: cannot write results (%s); retrying", _ids(rows), exc)
-        await asyncio.sleep(pause)
-        pause = min(pause * 2, WRITE_BACK_MAX_DELAY)
-        try:
-            held = await queries.extend_leases(
-                ctx.pool,
-                [r.batch_id for r in results],
-                [r.claim for r in results],
-                settings.lease_seconds,
-            )
-        except DB_UNREACHABLE:
-            continue  # still unreachable: the deadline stands
-        if held:
-            deadline = time.monotonic() + settings.lease_seconds
-
-
-def _ids(rows: list[Record]) -> str:
-    ids = [str(row["id"]) for row in rows[:5]]
-    return ",".join(ids) + (",..." if len(rows) > 5 else "")
-
-
-async def _count_storms(
-    ctx: SendContext,
-    rows: list[Record],
-    outcomes: list[tuple[queries.BatchResult, Tally]],
-    owned: set[int],
-) -> None:
-    settings = ctx.settings
-    if not settings.storm_batches:
-        return
-    for row, (result, tally) in zip(rows, outcomes, strict=True):
-        if result.batch_id not in owned or not tally.sent:
-            continue
-        if tally.retryable < STORM_SHARE * tally.sent:
-            continue
-        started = await pauses.record_storm(
-            ctx.pool,
-            row["app_id"],
-            row["platform"],
-            window=settings.storm_window_seconds,
-            batches=settings.storm_batches,
-            pause=settings.storm_pause_seconds,
+    answers = [
+        storms.BatchAnswers(
+            row["app_id"], row["platform"], tally.sent, tally.retryable, tally.quota_retry_after
         )
-        if started:
-            label = registry.spec(row["platform"]).metrics_label
-            metrics.PAUSES.labels(label).inc()
-            log.warning(
-                "app %d: %s sends paused for %.0f s (%d batches failing within %.0f s)",
-                row["app_id"],
-                label,
-                settings.storm_pause_seconds,
-                settings.storm_batches,
-                settings.storm_window_seconds,
-            )
+        for row, (result, tally) in zip(rows, outcomes, strict=True)
+        if result.batch_id in owned
+    ]
+    try:
+        await storms.after_batches(ctx.pool, ctx.settings, answers)
+    except DB_UNREACHABLE as exc:  # the results are written: a missed count is harmless
+        log.warning("storm count or pause not recorded: %s", exc)
+    return done
 
 
 def _rendered(ctx: SendContext, row: Record, provider: Provider[Any]) -> Any:
@@ -519,6 +454,8 @@ def _count(tally: Tally, reg: Registration, result: Result, at_most_once: bool, 
         answer = results.label(results.RETRY, result.reason)
         if result.retry_after is not None:
             tally.retry_after = max(tally.retry_after or 0.0, result.retry_after)
+            if result.status == 429:  # FCM QUOTA_EXCEEDED, APNs TooManyRequests, Web Push
+                tally.quota_retry_after = max(tally.quota_retry_after or 0.0, result.retry_after)
     elif outcome is Outcome.SENDER_ERROR:
         tally.sender_error = f"{name}: {result.reason} (HTTP {result.status})"
         tally.fail(f"sender_error:{result.reason}")

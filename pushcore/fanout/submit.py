@@ -211,12 +211,16 @@ def _check_raw_token_send(request: SendRequestBase) -> None:
 def lane_plan(request: SendRequestBase, settings: Settings) -> LanePlan | None:
     """The lane's plan when the send is small enough to plan at once: a list target of at
     most PUSHCORE_LANE_MAX_TARGETS values, not scheduled (its inbox entries are written in
-    the same statement).  Whole-app and tag targets, big lists and scheduled sends (at
-    ``send_at`` or in local time) go through the planner."""
+    the same statement).  Whole-app and tag targets, big lists, scheduled sends (at
+    ``send_at`` or in local time) and throttled ones (``rate_per_minute``) go through the
+    planner."""
     kind = request.target.kind()
     scheduled = request.send_at is not None or request.send_at_local is not None
     if kind in (TargetKind.ALL, TargetKind.TAGS, TargetKind.TOKENS) or scheduled:
         # raw tokens go through the planner: up to 10,000 of them are a campaign's batches
+        return None
+    if request.rate_per_minute is not None:
+        # the planner's batches take permits of the message's bucket; lane claims do not
         return None
     values = list_values(kind, request.target)
     if len(values) > settings.lane_max_targets:

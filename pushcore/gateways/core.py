@@ -108,6 +108,9 @@ class Faults:
     seed: int = 0
     # close every new connection at once (h2 engine; the client sees a failed connect)
     refuse_connections: bool = False
+    # only requests whose path contains this get the errors ("messages:send": FCM's sends,
+    # not its OAuth token route); empty: every request
+    error_path: str = ""
 
     def __post_init__(self) -> None:
         if not 0 <= self.latency <= 60:
@@ -323,8 +326,10 @@ class Throttle:
         self._seen = 0
         self._random = random.Random(faults.seed)  # noqa: S311 (fault injection, not crypto)
 
-    def hit(self) -> bool:
+    def hit(self, path: str = "") -> bool:
         f = self.faults
+        if f.error_path and f.error_path not in path:
+            return False
         self._seen += 1
         if f.error_every and self._seen % f.error_every == 0:
             return True
@@ -360,7 +365,7 @@ def dispatch(
     if len(request.body) > MAX_BODY:
         sim.counters.record(413, "BodyOverEngineLimit")
         return json_response(413, {"reason": "PayloadTooLarge"})
-    if throttle.hit():
+    if throttle.hit(request.path):
         sim.counters.fault("throttled")
         return sim.throttled(request, throttle.faults.error_status, throttle.faults.retry_after)
     return sim.handle(request)

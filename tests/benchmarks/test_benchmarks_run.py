@@ -360,3 +360,27 @@ def test_goaway_benchmark_tiny(tmp_path: Path) -> None:
         assert run_["goaways"] >= 600 // 120  # the fault really happened in every run
         assert run_["ok"] + sum(run_["failures"].values()) == 600
     assert out.with_suffix(".png").stat().st_size > 0
+
+
+@pytest.mark.timeout(150)
+def test_ratelimit_benchmark_tiny(bench_database: str, tmp_path: Path) -> None:
+    """1,000 devices at 6,000 per minute: ~10 s, its windows and goals reported."""
+    result = run(
+        "benchmarks.ratelimit",
+        "--devices", "1000",
+        "--rate", "6000",
+        "--database-url", bench_database,
+        "--redis-url", REDIS_URL,
+        "--out", str(tmp_path),
+    )  # fmt: skip
+    assert result["status"] == "done", result["counts"]
+    counts = result["counts"]
+    assert counts["delivered"] + counts["invalid_removed"] == 1000, counts
+    assert result["target_per_window"] == 1000
+    # every send reached a simulator (FCM's OAuth token requests count there too)
+    assert 1000 <= sum(w["sends"] for w in result["windows"]) <= 1010
+    assert sum(w["sends"] for w in result["ledger_windows"]) == 1000
+    # paced, not a burst: about 10 s (a broadcast of 1,000 unthrottled takes well under 1)
+    assert 7 < result["total_seconds"] < 30, result["total_seconds"]
+    assert set(result["goal"]) == {"windows_within_10_percent", "total_within_10_percent"}
+    assert Path(result["written"]["png"]).stat().st_size > 0

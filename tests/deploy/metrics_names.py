@@ -18,6 +18,8 @@ PUSHCORE_METRICS = frozenset(
         "pushcore_batch_seconds",
         "pushcore_uncertain_resends_total",
         "pushcore_provider_pauses_total",
+        "pushcore_quota_pauses_total",
+        "pushcore_throttled_batches_total",
         "pushcore_write_back_failures_total",
         "pushcore_queue_depth",
         "pushcore_messages",

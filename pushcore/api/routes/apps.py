@@ -20,10 +20,13 @@ from pushcore.api.schemas import (
     KeyCreated,
     KeyList,
     KeyOut,
+    Quota,
 )
-from pushcore.api.state import APPS, POOL, SERVER_KEYS
+from pushcore.api.state import APPS, POOL, SERVER_KEYS, SETTINGS
+from pushcore.config import Settings
 from pushcore.db import apps as queries
 from pushcore.db.pool import Record
+from pushcore.fanout import throttle
 from pushcore.providers import registry
 from pushcore.providers.errors import CredentialsError
 
@@ -50,6 +53,28 @@ def _given_credentials(body: AppCreateBase | AppPatchBase) -> dict[str, Any]:
     return given
 
 
+def _given_quotas(body: AppPatchBase, settings: Settings) -> dict[str, tuple[int, float] | None]:
+    """{platform: (per_minute, spacing), or None to remove} for every provider the body's
+    ``quotas`` names; ``quotas: null`` removes them all."""
+    quotas: Any = body.quotas
+    if quotas is msgspec.UNSET:
+        return {}
+    given: dict[str, tuple[int, float] | None] = {}
+    for spec in registry.PLATFORMS:
+        value = None if quotas is None else getattr(quotas, spec.key)
+        if value is msgspec.UNSET:
+            continue
+        if value is None:
+            given[spec.name] = None
+            continue
+        batch = throttle.batch_size(
+            value.per_minute, batch_seconds=settings.throttle_batch_seconds, cap=settings.batch_size
+        )
+        spacing = throttle.spacing(value.per_minute, batch, settings.throttle_late_seconds)
+        given[spec.name] = (value.per_minute, spacing)
+    return given
+
+
 def app_out(row: Record) -> dict[str, Any]:
     stored: dict[str, Any] = row["credentials"]
     shown = {
@@ -63,6 +88,11 @@ def app_out(row: Record) -> dict[str, Any]:
         "name": row["name"],
         "identity_verification": row["identity_verification"],
         **shown,
+        "quotas": {
+            spec.key: Quota(per_minute=row["quotas"][spec.name])
+            for spec in registry.PLATFORMS
+            if spec.name in row["quotas"]
+        },
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
     }
@@ -112,7 +142,11 @@ async def patch_app(call: Call) -> Reply:
     if body.identity_verification is not msgspec.UNSET:
         changes["identity_verification"] = body.identity_verification
     row = await queries.patch_app(
-        call.request.app[POOL], call.param("app_code"), changes, _given_credentials(body)
+        call.request.app[POOL],
+        call.param("app_code"),
+        changes,
+        _given_credentials(body),
+        _given_quotas(body, call.request.app[SETTINGS]),
     )
     if row is None:
         raise not_found("app")
@@ -197,7 +231,7 @@ ROUTES = [
         APP,
         patch_app,
         "admin",
-        "Change an app's name, credentials or identity verification",
+        "Change an app's name, credentials, quotas or identity verification",
         body=AppPatch,
         response=AppOut,
         errors=(401, 404, 413, 422),

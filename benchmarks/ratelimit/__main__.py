@@ -1,0 +1,3 @@
+from benchmarks.ratelimit.run import main
+
+main()
