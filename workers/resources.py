@@ -125,9 +125,15 @@ class WorkerResources(dramatiq.Middleware):
         thread = get_event_loop_thread()
         if thread is None:
             raise RuntimeError("the AsyncIO middleware must come before WorkerResources")
-        thread.run_coroutine(self._start(broker))
+        # Dramatiq's --queues (None: every queue); a process consuming no send queue runs
+        # no lane loops, one consuming some claims only those platforms' lane batches
+        consumed: set[str] | None = worker.consumer_whitelist or None
+        platforms = tuple(
+            spec.name for spec in registry.PLATFORMS if consumed is None or spec.queue in consumed
+        )
+        thread.run_coroutine(self._start(broker, platforms))
 
-    async def _start(self, broker: dramatiq.Broker) -> None:
+    async def _start(self, broker: dramatiq.Broker, platforms: tuple[str, ...]) -> None:
         pool = await create_pool(self.settings)
         metrics.declare_platforms()
         s = self.settings
@@ -140,11 +146,13 @@ class WorkerResources(dramatiq.Middleware):
             providers=ProviderCache(s),
             priority=priority,
             waker=Waker(pool),
+            platforms=platforms,
         )
         lane_transports = ProcessTransports(s, max_in_flight=s.lane_max_in_flight)
         lane_ctx = dataclasses.replace(self._context, transports=lane_transports, priority=None)
-        self._lane = Lane(lane_ctx, priority)
-        await self._lane.start()
+        if platforms:
+            self._lane = Lane(lane_ctx, priority)
+            await self._lane.start()
         self._webhooks = Deliverer(pool, s)
         await self._webhooks.start()
         self._reaper = asyncio.get_running_loop().create_task(

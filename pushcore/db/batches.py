@@ -11,6 +11,7 @@ that lost its lease changes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pushcore.db import webhooks
@@ -167,9 +168,12 @@ async def extend_leases(
     return held
 
 
-async def claim_lane(pool: Pool, limit: int, lease_seconds: float) -> list[Record]:
-    """Claim up to ``limit`` due lane batches of any message, oldest first; batches other
-    workers hold are skipped, not waited for.
+async def claim_lane(
+    pool: Pool, limit: int, lease_seconds: float, platforms: Sequence[str]
+) -> list[Record]:
+    """Claim up to ``limit`` due lane batches of any message on ``platforms`` (those whose
+    queues the worker consumes), oldest first; batches other workers hold are skipped, not
+    waited for.
 
     Lane batches wait for no rate limit (a transactional message never waits behind a
     campaign), but they are charged to their app's quotas: the quota buckets move on by
@@ -179,7 +183,8 @@ async def claim_lane(pool: Pool, limit: int, lease_seconds: float) -> list[Recor
         f"""
         WITH pick AS (
             SELECT b.id FROM batches b
-            WHERE b.lane AND b.state <> 'done' AND {_CLAIMABLE}
+            WHERE b.lane AND b.state <> 'done' AND b.platform = ANY($3::text[])
+              AND {_CLAIMABLE}
             ORDER BY b.id LIMIT $1
             FOR UPDATE SKIP LOCKED
         ), b AS (
@@ -205,6 +210,7 @@ async def claim_lane(pool: Pool, limit: int, lease_seconds: float) -> list[Recor
         """,
         limit,
         lease_seconds,
+        list(platforms),
     )
     return rows
 

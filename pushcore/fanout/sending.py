@@ -102,6 +102,9 @@ class SendContext:
     rng: random.Random = field(default_factory=random.Random)
     rendered: OrderedDict[tuple[int, str], Any] = field(default_factory=OrderedDict)
     programs: Programs = field(default_factory=Programs)  # templated messages, compiled
+    # the platforms whose send queues this process consumes (``pushcore worker --queues``):
+    # its lane loops claim only their lane batches
+    platforms: tuple[str, ...] = registry.NAMES
 
 
 @dataclass
@@ -167,9 +170,10 @@ async def send_batch(ctx: SendContext, batch_id: int) -> str | None:
 
 
 async def claim_lane(ctx: SendContext) -> list[Record]:
-    """Claim due lane batches of any messages (up to PUSHCORE_LANE_CLAIM_BATCHES)."""
+    """Claim due lane batches of any messages on the process's platforms (up to
+    PUSHCORE_LANE_CLAIM_BATCHES)."""
     return await queries.claim_lane(
-        ctx.pool, ctx.settings.lane_claim_batches, ctx.settings.lease_seconds
+        ctx.pool, ctx.settings.lane_claim_batches, ctx.settings.lease_seconds, ctx.platforms
     )
 
 

@@ -41,11 +41,32 @@ def sim_ca_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def clean_redis() -> None:
+    """Each test's workers start from an empty broker: the checkout's Redis database is
+    flushed and, on the RabbitMQ pass, the fan-out queues (with Dramatiq's delay and
+    dead-letter queues) are purged, so no worker picks up an earlier test's jobs."""
     client = redis.Redis.from_url(REDIS_URL)
     try:
         client.flushdb()
     finally:
         client.close()
+    if os.environ.get("PUSHCORE_BROKER") == "rabbitmq":
+        _purge_rabbitmq(
+            os.environ.get("PUSHCORE_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
+        )
+
+
+def _purge_rabbitmq(url: str) -> None:
+    from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
+    from workers.broker import QUEUES
+
+    broker = RabbitmqBroker(url=url)
+    try:
+        for queue in QUEUES:
+            broker.declare_queue(queue)  # and its delay queue; idempotent
+        broker.flush_all()  # purges the declared queues, their delay and dead-letter ones
+    finally:
+        broker.close()
 
 
 def worker_env(database_url: str, sims: Simulators, **extra: str) -> dict[str, str]:

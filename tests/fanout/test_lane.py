@@ -17,9 +17,11 @@ import redis
 from pushcore.gateways.apns import ApnsOptions
 from pushcore.gateways.core import Faults
 from pushcore.gateways.simulators import Simulators
-from tests.fanout.conftest import REDIS_URL, Launch
+from pushcore.providers import registry
+from tests.fanout.conftest import REDIS_URL, Launch, Worker, worker_env
 from tests.fanout.harness import Campaign, Device
 from tests.registry.helpers import Client, json
+from workers.broker import PLAN_QUEUE
 
 
 async def _users(c: Campaign, n: int, platforms: tuple[str, ...], dead_every: int = 0) -> None:
@@ -236,3 +238,45 @@ async def test_batch_route_answers_each_send_on_its_own(
     too_many = {"messages": [items[0]] * 1001}
     resp = await api.post(f"/v1/apps/{c.code}/messages:batch", json=too_many, headers=c.server)
     assert (await json(resp, 422))["error"]["field"] == "messages"
+
+
+async def test_lane_loops_claim_only_the_platforms_of_their_queues(
+    api: Client,
+    sims: Simulators,
+    launch: Launch,
+    database_url: str,
+    tmp_path: Path,
+    worker_factory: list[Worker],
+) -> None:
+    """A worker started with ``--queues`` for APNs alone sends a small message's iOS lane
+    batch but leaves its Android one to the workers of the FCM queue."""
+    c = Campaign(api, sims)
+    await c.create_app()
+    await _users(c, 1, ("ios", "android"))
+    ios, android = c.devices
+    apns_only = Worker(
+        worker_env(database_url, sims),
+        tmp_path / "apns-only.log",
+        command=[
+            *("-m", "dramatiq", "workers.boot:setup", "--processes", "1", "--threads", "2"),
+            *("--queues", PLAN_QUEUE, registry.spec("ios").queue),
+        ],
+    )
+    worker_factory.append(apns_only)
+    apns_only.start()
+    sent = await c.send(target={"external_user_ids": ["u0"]})
+    for _ in range(300):
+        if c.accepted(ios):
+            break
+        await asyncio.sleep(0.05)
+    assert c.accepted(ios) == 1
+    # well past a lane claim (milliseconds) and a reaper re-enqueue (3 s here): nobody
+    # consumes the FCM queue, so the Android batch is still waiting
+    await asyncio.sleep(4)
+    msg = await c.message(sent["message_id"])
+    assert (msg["status"], msg["counts"]["delivered"]) == ("sending", 1), msg
+    assert c.accepted(android) == 0
+    await launch(sims)  # every queue
+    msg = await c.wait(sent["message_id"])
+    assert (msg["status"], msg["counts"]["delivered"]) == ("done", 2), msg
+    assert (c.accepted(ios), c.accepted(android)) == (1, 1)
