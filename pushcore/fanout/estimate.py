@@ -10,11 +10,14 @@ the send reaches.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pushcore.db import audience
 from pushcore.db.pool import Pool, Record
+from pushcore.endpoints import EndpointPolicy
+from pushcore.fanout import raw_tokens
 from pushcore.fanout.errors import InvalidSend
 from pushcore.fanout.planning import list_values
 from pushcore.fanout.submit import send_platforms
@@ -37,15 +40,27 @@ async def estimate(
     *,
     platforms: Sequence[str] | None = None,
     primary_only: bool = False,
+    policy: EndpointPolicy | None = None,
 ) -> Estimate:
     """Count the installations a send with this target, platforms and ``primary_only``
-    would be planned for; :class:`InvalidSend` for what the send route would refuse."""
+    would be planned for; :class:`InvalidSend` for what the send route would refuse (a
+    raw-token entry too, checked against the Web Push endpoint ``policy`` when given)."""
     try:
         kind = target.kind()
     except ValueError as exc:
         raise InvalidSend("target", str(exc)) from None
     wanted = send_platforms(platforms, app)
-    if kind in (TargetKind.ALL, TargetKind.TAGS):
+    if kind is TargetKind.RECIPIENTS:  # planned as its user list (see submit)
+        target = target.users()
+        kind = TargetKind.EXTERNAL_USER_IDS
+    if kind is TargetKind.TOKENS:
+        # the distinct raw tokens per platform: no registry lookup (an entry the send
+        # would refuse is an InvalidSend naming it here too)
+        assert target.tokens is not None
+        counts: dict[str, int] = Counter(
+            a.platform for a in raw_tokens.addresses(target.tokens, policy)
+        )
+    elif kind in (TargetKind.ALL, TargetKind.TAGS):
         counts = await audience.count_keyset(
             pool,
             app_id=app["id"],

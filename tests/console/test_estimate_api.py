@@ -51,6 +51,30 @@ async def test_list_targets_match_what_the_send_targets(seeded: Seeded) -> None:
     assert (await estimate(seeded, {"target": users, "primary_only": True}))["total"] == 2
 
 
+async def test_recipients_and_raw_token_targets(seeded: Seeded) -> None:
+    """A ``recipients`` target counts as its user list; a ``tokens`` target counts its
+    distinct tokens per platform, registered or not."""
+    users = await estimate(seeded, {"target": {"external_user_ids": ["user-0", "user-1"]}})
+    recipients = {
+        "recipients": [
+            {"external_user_id": "user-0", "data": {"order": "1"}},
+            {"external_user_id": "user-1"},
+        ]
+    }
+    assert await estimate(seeded, {"target": recipients}) == users
+    tokens = {
+        "tokens": [
+            {"platform": "ios", "token": "ab" * 32},
+            {"platform": "ios", "token": "AB" * 32},  # the same, upper-cased
+            {"platform": "ios", "token": "cd" * 32},
+        ]
+    }
+    assert await estimate(seeded, {"target": tokens}) == {
+        "total": 2,
+        "platforms": {"ios": 2, "android": 0, "web": 0},
+    }
+
+
 async def test_nothing_is_sent_or_stored(seeded: Seeded) -> None:
     await estimate(seeded, {"target": {"all": True}})
     listed = await json(
@@ -77,6 +101,18 @@ BAD = [
     ({"target": {"all": True}, "platforms": []}, 422, "invalid_field", "platforms"),
     ({"target": {"all": True}, "primary_only": "yes"}, 422, "invalid_field", "primary_only"),
     ({"target": {"all": True}, "notification": {}}, 422, "unknown_field", "notification"),
+    (
+        {"target": {"tokens": [{"platform": "ios", "token": "not hex"}]}},
+        422,
+        "invalid_field",
+        "target.tokens[0].token",
+    ),
+    (
+        {"target": {"recipients": [{"external_user_id": "u", "data": "x"}]}},
+        422,
+        "invalid_field",
+        "target.recipients[0].data",
+    ),
 ]
 
 

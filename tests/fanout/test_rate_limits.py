@@ -186,7 +186,8 @@ async def test_a_429_with_retry_after_pauses_the_app_and_provider_in_every_worke
             paused_at, pause_end = time.monotonic(), time.monotonic() + left
         finally:
             await conn.close()
-        assert 6.0 < left <= 8.0, left
+        # (8 s from the worker's clock when it wrote the row, read a moment later here)
+        assert 6.0 < left <= 8.5, left
         # meanwhile: the same app's other provider, and another app on the same provider
         others = [
             await a.send(target={"all": True}, platforms=["ios"]),

@@ -13,7 +13,7 @@ from pushcore.api.errors import invalid
 # a send does
 from pushcore.api.routes.messages import MESSAGES, app_row
 from pushcore.api.routing import Call, Reply, Route
-from pushcore.api.state import POOL
+from pushcore.api.state import POOL, SETTINGS
 from pushcore.fanout.errors import InvalidSend
 from pushcore.fanout.estimate import estimate
 from pushcore.fanout.targets import Target
@@ -50,6 +50,7 @@ async def estimate_audience(call: Call) -> Reply:
             body.target,
             platforms=body.platforms,
             primary_only=body.primary_only,
+            policy=call.request.app[SETTINGS].endpoint_policy(),
         )
     except InvalidSend as exc:
         raise invalid(exc.field, exc.message) from None

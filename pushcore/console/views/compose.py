@@ -69,6 +69,7 @@ async def _estimate(request: web.Request, app: Record, form: ComposeForm) -> Est
             wanted.target,
             platforms=wanted.platforms,
             primary_only=wanted.primary_only,
+            policy=request.config_dict[SETTINGS].endpoint_policy(),
         )
     except FormError as exc:
         raise Refused(exc.field, exc.message) from None
