@@ -186,11 +186,21 @@ async def cancel(pool: Pool, app_id: int, public_id: uuid.UUID) -> Record | None
             WHERE app_id = $1 AND public_id = $2
               AND status IN ('scheduled', 'queued', 'sending')
             FOR UPDATE
+        ), pick AS (
+            -- The message is locked first and its batches after it, the reverse of a
+            -- write-back (a batch, then its message): waiting for a batch here deadlocked
+            -- with a batch finishing.  So batches another transaction holds are skipped,
+            -- never waited for: they are being claimed (then sent, or put off by a rate
+            -- limit and closed when they come back to a cancelled message) or finished.
+            SELECT b.id, b.held FROM batches b, target
+            WHERE b.message_id = target.id AND b.state = 'queued'
+            FOR UPDATE OF b SKIP LOCKED
         ), closed AS (
             UPDATE batches b SET state = 'done', failed = cardinality(b.installation_ids),
                 finished_at = now(), held = false
-            FROM target WHERE b.message_id = target.id AND b.state = 'queued'
-            RETURNING b.id, b.message_id, cardinality(b.installation_ids) AS n, b.attempt
+            FROM pick WHERE b.id = pick.id
+            RETURNING b.id, b.message_id, cardinality(b.installation_ids) AS n, b.attempt,
+                      pick.held AS was_held
         ), permits AS (
             -- slots they had reserved under a rate limit (the buckets stay as charged)
             DELETE FROM rate_permits p USING closed WHERE p.batch_id = closed.id
@@ -206,6 +216,7 @@ async def cancel(pool: Pool, app_id: int, public_id: uuid.UUID) -> Record | None
         ), totals AS (
             SELECT coalesce(sum(n), 0) AS n,
                    coalesce(sum(n) FILTER (WHERE attempt > 0), 0) AS retrying,
+                   coalesce(sum(n) FILTER (WHERE was_held), 0) AS waiting,
                    count(*) AS batches
             FROM closed
         ), m AS (
@@ -214,8 +225,7 @@ async def cancel(pool: Pool, app_id: int, public_id: uuid.UUID) -> Record | None
                 finished_at = now(),
                 failed = m.failed + totals.n,
                 retrying = m.retrying - totals.retrying,
-                -- every held batch is queued, so closed above
-                waiting = 0,
+                waiting = m.waiting - totals.waiting,
                 open_batches = m.open_batches - totals.batches,
                 failure_reasons = add_counts(m.failure_reasons,
                                              jsonb_build_object('cancelled', totals.n))

@@ -9,9 +9,11 @@ a killed worker and a flushed Redis, and that a running broadcast does not hold 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import redis
 
 from pushcore.gateways.apns import ApnsOptions
@@ -280,3 +282,56 @@ async def test_lane_loops_claim_only_the_platforms_of_their_queues(
     msg = await c.wait(sent["message_id"])
     assert (msg["status"], msg["counts"]["delivered"]) == ("done", 2), msg
     assert (c.accepted(ios), c.accepted(android)) == (1, 1)
+
+
+async def test_cancel_skips_a_batch_another_transaction_holds(
+    api: Client, sims: Simulators, launch: Launch, database_url: str
+) -> None:
+    """Cancel never waits for a batch row another transaction holds: a write-back locks its
+    batch, then its message, and cancel (message, then batches) waiting for the batch was a
+    deadlock.  It closes the other batches; the held one, claimed later, is decided as the
+    cancelled message's without sending."""
+    c = Campaign(api, sims)
+    await c.create_app()
+    await _users(c, 1, ("ios", "android"))
+    ios, android = c.devices
+    sent = await c.send(target={"external_user_ids": ["u0"]})  # no worker: both queued
+    message = uuid.UUID(sent["message_id"])
+    conn = await asyncpg.connect(database_url)
+    try:
+        tx = conn.transaction()
+        await tx.start()
+        await conn.execute(
+            "SELECT b.id FROM batches b JOIN messages m ON m.id = b.message_id "
+            "WHERE m.public_id = $1 AND b.platform = 'ios' FOR UPDATE OF b",
+            message,
+        )
+        resp = await asyncio.wait_for(
+            api.delete(f"/v1/apps/{c.code}/messages/{sent['message_id']}", headers=c.server),
+            timeout=15,
+        )
+        assert (await json(resp, 200))["status"] == "cancelled"
+        # the write-back's second step, its message: it waits for nothing now
+        await asyncio.wait_for(
+            conn.execute("UPDATE messages SET delivered = delivered WHERE public_id = $1", message),
+            timeout=15,
+        )
+        await tx.rollback()
+        rows = await conn.fetch(
+            "SELECT b.platform, b.state FROM batches b JOIN messages m ON m.id = b.message_id "
+            "WHERE m.public_id = $1",
+            message,
+        )
+        states = {r["platform"]: r["state"] for r in rows}
+        assert states == {"ios": "queued", "android": "done"}
+    finally:
+        await conn.close()
+    await launch(sims)
+    msg = await c.wait(sent["message_id"], states=("cancelled",))
+    for _ in range(200):  # the ios batch, claimed now, decided without sending
+        msg = await c.message(sent["message_id"])
+        if msg["counts"]["failed"] == 2:
+            break
+        await asyncio.sleep(0.05)
+    assert msg["failure_reasons"] == {"cancelled": 1, "message_cancelled": 1}, msg
+    assert (c.accepted(ios), c.accepted(android)) == (0, 0)
